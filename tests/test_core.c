@@ -1,0 +1,95 @@
+/* Core: errors, RNG, arena, op table. */
+#include "test.h"
+#include "autodiff/tape.h"
+
+#include <string.h>
+
+TEST(error_message_and_status) {
+    lt_status s = lt_error(LT_ERR_SHAPE, "conv2d: input %s", "(1, 2)");
+    CHECK_EQ_INT(s, LT_ERR_SHAPE);
+    CHECK(strcmp(lt_last_error(), "conv2d: input (1, 2)") == 0);
+    CHECK(strcmp(lt_status_name(LT_ERR_IO), "i/o error") == 0);
+    lt_clear_error();
+    CHECK(lt_last_error()[0] == '\0');
+}
+
+TEST(rng_streams_deterministic_and_distinct) {
+    lt_rng a, b, c;
+    lt_rng_init(&a, 42, LT_STREAM_INIT);
+    lt_rng_init(&b, 42, LT_STREAM_INIT);
+    lt_rng_init(&c, 42, LT_STREAM_DATA);
+    int same_ab = 1, same_ac = 1;
+    for (int i = 0; i < 100; i++) {
+        uint32_t x = lt_rng_u32(&a), y = lt_rng_u32(&b), z = lt_rng_u32(&c);
+        if (x != y) same_ab = 0;
+        if (x != z) same_ac = 0;
+    }
+    CHECK(same_ab);
+    CHECK(!same_ac);
+}
+
+TEST(rng_distributions) {
+    lt_rng r;
+    lt_rng_init(&r, 7, LT_STREAM_TEST);
+    double s = 0, s2 = 0, u = 0;
+    int counts[5] = {0};
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double x = lt_rng_normal(&r);
+        s += x;
+        s2 += x * x;
+        float f = lt_rng_uniform(&r);
+        CHECK(f >= 0.0f && f < 1.0f);
+        u += f;
+        counts[lt_rng_below(&r, 5)]++;
+    }
+    CHECK_NEAR(s / n, 0.0, 0.01);
+    CHECK_NEAR(s2 / n, 1.0, 0.02);
+    CHECK_NEAR(u / n, 0.5, 0.01);
+    for (int k = 0; k < 5; k++) CHECK_NEAR(counts[k] / (double)n, 0.2, 0.01);
+    int64_t idx[10];
+    for (int i = 0; i < 10; i++) idx[i] = i;
+    lt_rng_shuffle(&r, idx, 10);
+    int seen[10] = {0};
+    for (int i = 0; i < 10; i++) seen[idx[i]]++;
+    for (int i = 0; i < 10; i++) CHECK_EQ_INT(seen[i], 1);
+}
+
+TEST(arena_merges_blocks_then_stops_allocating) {
+    lt_arena a;
+    lt_arena_init(&a);
+    for (int step = 0; step < 4; step++) {
+        uint64_t before = lt_alloc_count();
+        for (int k = 0; k < 10; k++) {
+            float *p = lt_arena_alloc(&a, 600000);
+            REQUIRE(p != NULL);
+            CHECK(((uintptr_t)p & 63) == 0);
+            p[0] = 1.0f;
+        }
+        uint64_t made = lt_alloc_count() - before;
+        if (step >= 2) CHECK_EQ_INT(made, 0);
+        lt_arena_reset(&a);
+    }
+    lt_arena_free(&a);
+}
+
+TEST(op_table_complete) {
+    for (int op = 0; op < LT_OP_COUNT; op++) {
+        if (!lt_op_table[op].name || !lt_op_table[op].backward)
+            lt_test_fail(__FILE__, __LINE__, "op %d has no table entry", op);
+    }
+}
+
+TEST(tensor_bad_shape_is_error) {
+    lt_ctx *ctx = lt_ctx_new();
+    REQUIRE(ctx != NULL);
+    lt_tensor *t = lt_tensor_new(ctx, 2, (int64_t[]){3, -1});
+    CHECK(t == NULL);
+    CHECK_EQ_INT(lt_ctx_status(ctx), LT_ERR_SHAPE);
+    CHECK(strstr(lt_ctx_error(ctx), "dimension 1") != NULL);
+    /* sticky: later ops fail too, until reset */
+    CHECK(lt_tensor_new1(ctx, 4) == NULL);
+    lt_ctx_reset(ctx);
+    CHECK(lt_tensor_new1(ctx, 4) != NULL);
+    lt_ctx_free(ctx);
+}
