@@ -1,0 +1,185 @@
+/* Parameters and models.
+ *
+ * lt_params holds every parameter of one model in ONE contiguous float buffer (`data`),
+ * their gradients in a second buffer of the same length (`grad`), and the non-trainable
+ * buffers (batch-norm running_mean / running_var) in a third (`buffers`); PyTorch's
+ * `num_batches_tracked` is an int64 counter per batch norm (`counters`). Each entry is a
+ * named lt_tensor view into those buffers, named as PyTorch's state_dict names it
+ * (`conv1.weight`, `bn1.running_mean`, `layer1.0.conv1.weight`, ..., `fc.bias`) and kept
+ * in state_dict order, so a checkpoint is a walk over the entries and an optimizer step,
+ * a gradient reset or an all-reduce is one loop over one buffer.
+ *
+ * Ownership: lt_params owns its buffers, names and entries; views (lt_param.t, and every
+ * lt_tensor * returned by the lookups) stay valid until lt_params_free. Layouts: conv
+ * weights (O, KH, KW, I) ("OHWI", see ops.h), linear weights (out, in).
+ *
+ * Per entry: `t.requires_grad` is the trainable flag (requires_grad in PyTorch; frozen
+ * weights get no gradient and no optimizer update), `group` selects the optimizer's
+ * per-group weight decay and lr scale (optim.h).
+ *
+ * lt_model is a backbone (architecture kind + its layers) followed by a head (kind +
+ * parameters), over one lt_params. lt_model_forward_features() gives the pooled features
+ * (B, D) and lt_model_head_forward() the logits, so other heads (cosine, ETF,
+ * multi-expert) and other backbones (ReActNet-style binary nets) slot in beside the
+ * CIFAR ResNet without changing callers. */
+#ifndef LONGTAIL_NN_H
+#define LONGTAIL_NN_H
+
+#include "autodiff.h"
+
+/* ------------------------------------------------------------------ parameters */
+
+#define LT_MAX_PARAM_GROUPS 8
+/* Default groups of the built-in models: everything before the head is the backbone,
+ * the classifier (fc.weight, fc.bias) is the head group. */
+#define LT_GROUP_BACKBONE 0
+#define LT_GROUP_HEAD 1
+
+typedef enum lt_param_kind {
+    LT_PARAM_WEIGHT = 0,   /* a parameter: data in params->data, gradient in params->grad */
+    LT_PARAM_BUFFER = 1,   /* float state that is not trained (running_mean, running_var) */
+    LT_PARAM_COUNTER = 2,  /* int64 scalar (num_batches_tracked): t.data == NULL, value *counter */
+} lt_param_kind;
+
+typedef struct lt_param {
+    lt_tensor t;          /* the view; t.name is the PyTorch name, t.requires_grad = trainable */
+    lt_param_kind kind;
+    int group;            /* 0 .. LT_MAX_PARAM_GROUPS-1 (weights only) */
+    int64_t offset;       /* element offset into data/grad (weights), buffers, or counters */
+    int64_t *counter;     /* LT_PARAM_COUNTER only */
+} lt_param;
+
+typedef struct lt_params {
+    lt_param *items;      /* state_dict order; pointers into it are stable after finalize */
+    int64_t count, cap;
+    float *data;          /* all weights, contiguous, 64-byte aligned */
+    float *grad;          /* their gradients, same length and layout */
+    int64_t n_data;       /* total weight elements (PyTorch's sum of p.numel()) */
+    float *buffers;       /* running statistics */
+    int64_t n_buffers;
+    int64_t *counters;
+    int64_t n_counters;
+    int finalized;
+} lt_params;
+
+/* Building: init, add entries (names copied), then finalize, which allocates the
+ * buffers (all zero) and points the views into them. Adding after finalize, a duplicate
+ * or empty name, or a bad shape is LT_ERR_ARG / LT_ERR_SHAPE. *index (may be NULL) gets
+ * the entry's index. A counter's shape argument is ignored (scalar). */
+void lt_params_init(lt_params *p);
+lt_status lt_params_add(lt_params *p, const char *name, lt_param_kind kind, int ndim,
+                        const int64_t *shape, int group, int64_t *index);
+lt_status lt_params_finalize(lt_params *p);
+void lt_params_free(lt_params *p);   /* NULL / never-initialized-after-init are fine */
+
+/* Lookup by exact name: the entry, or NULL (no error set). */
+lt_param *lt_params_find(lt_params *p, const char *name);
+/* The view of a weight or buffer named `name`, or NULL. */
+lt_tensor *lt_params_tensor(lt_params *p, const char *name);
+
+/* Gradient buffer := 0 (all weights, trainable or not). */
+void lt_params_zero_grad(lt_params *p);
+
+/* Prefix match used below: `prefix` selects an entry when it equals the entry's name, or
+ * the name continues with '.' after it ("layer1" selects layer1.0.conv1.weight but not
+ * layer10.x), or prefix itself ends with '.'. The empty string selects everything. */
+int lt_params_name_matches(const char *name, const char *prefix);
+/* Sets the trainable flag of every weight selected by prefix; LT_ERR_ARG if none. */
+lt_status lt_params_set_trainable(lt_params *p, const char *prefix, int trainable);
+/* Freezes every weight, then makes the ones selected by any of the n prefixes trainable:
+ * lt_params_freeze_all_except(p, (const char *[]){"fc"}, 1) trains only fc.weight and
+ * fc.bias. LT_ERR_ARG (nothing changed) if a prefix selects no weight. */
+lt_status lt_params_freeze_all_except(lt_params *p, const char *const *prefixes, int n);
+/* Moves the weights selected by prefix into optimizer group g; LT_ERR_ARG if none or g
+ * is out of range. */
+lt_status lt_params_set_group(lt_params *p, const char *prefix, int group);
+/* Element counts: all weights (n_data), trainable weights only. */
+int64_t lt_params_numel(const lt_params *p);
+int64_t lt_params_numel_trainable(const lt_params *p);
+
+/* ------------------------------------------------------------------ models */
+
+typedef enum lt_arch {
+    LT_ARCH_RESNET_CIFAR = 0,   /* He et al. CIFAR ResNet-(6n+2), option-A shortcuts */
+} lt_arch;
+
+typedef enum lt_head_kind {
+    LT_HEAD_LINEAR = 0,         /* fc: logits = f · Wᵀ + b */
+} lt_head_kind;
+
+typedef enum lt_bias_init {
+    /* PyTorch's nn.Linear default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the CIFAR ResNet
+     * code (akamaster/pytorch_resnet_cifar10, LDAM-DRW, weight balancing) re-initializes
+     * only the weight with kaiming_normal_, so its bias keeps this default. */
+    LT_BIAS_INIT_TORCH = 0,
+    LT_BIAS_INIT_ZERO = 1,
+} lt_bias_init;
+
+typedef enum lt_bn_mode {
+    /* Batch statistics in training steps, running averages updated (PyTorch train()). */
+    LT_BN_TRAIN = 0,
+    /* Running statistics always, never updated (PyTorch eval() on the BN layers). γ/β
+     * still get gradients if they are trainable: freeze them to fix them too. */
+    LT_BN_FROZEN = 1,
+    /* Batch statistics and running averages updated, but γ/β receive no gradient in this
+     * mode whatever their trainable flag (only the statistics adapt; used when a frozen
+     * backbone's BN statistics are re-estimated on re-sampled data). */
+    LT_BN_STATS_ONLY = 2,
+} lt_bn_mode;
+/* In every mode a context with lt_ctx_training(ctx) == 0 (evaluation) normalizes with
+ * the running statistics and updates nothing. */
+
+typedef struct lt_model_config {
+    lt_arch arch;
+    int depth;             /* ResNet: 6n+2 (8, 20, 32, 44, 56, ...) */
+    int in_channels;       /* e.g. 3 (CIFAR) or 1 (MNIST) */
+    int in_height, in_width;
+    float width;           /* channel multiplier on 16/32/64; 0 means 1 */
+    int num_classes;
+    lt_head_kind head;
+    lt_bias_init fc_bias_init;
+    float bn_momentum;     /* 0 means PyTorch's 0.1 */
+    float bn_eps;          /* 0 means PyTorch's 1e-5 */
+} lt_model_config;
+
+typedef struct lt_head {
+    lt_head_kind kind;
+    int64_t in_dim, out_dim;
+    lt_tensor *weight;     /* fc.weight (out, in) */
+    lt_tensor *bias;       /* fc.bias (out) */
+} lt_head;
+
+struct lt_backbone;        /* architecture-specific layers (src/nn) */
+
+typedef struct lt_model {
+    lt_model_config cfg;
+    lt_params params;
+    lt_bn_mode bn_mode;
+    int64_t feature_dim;   /* D of the pooled features */
+    lt_head head;
+    struct lt_backbone *backbone;
+} lt_model;
+
+/* A config with the defaults filled in: CIFAR ResNet of the given depth, width 1,
+ * linear head, PyTorch bias init and BN momentum/eps. */
+lt_model_config lt_model_config_resnet(int depth, int in_channels, int in_height,
+                                       int in_width, int num_classes);
+/* Builds the model and initializes it from lt_rng(seed, LT_STREAM_INIT): Kaiming-normal
+ * fan-in (std = sqrt(2 / fan_in), as torch.nn.init.kaiming_normal_) for conv and linear
+ * weights, linear bias per cfg->fc_bias_init, BN weight 1 bias 0, running mean 0 var 1.
+ * Weights are drawn in state_dict order. On error *m is left freed (lt_model_free safe). */
+lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed);
+void lt_model_free(lt_model *m);   /* NULL is a no-op */
+void lt_model_set_bn_mode(lt_model *m, lt_bn_mode mode);
+/* Total parameter count (PyTorch's sum(p.numel() for p in model.parameters())). */
+int64_t lt_model_num_params(const lt_model *m);
+
+/* x: (B, H, W, in_channels) NHWC. Returns the pooled features (B, feature_dim), or NULL
+ * with the error in ctx. */
+lt_tensor *lt_model_forward_features(lt_ctx *ctx, lt_model *m, lt_tensor *x);
+/* features (B, feature_dim) -> logits (B, num_classes). */
+lt_tensor *lt_model_head_forward(lt_ctx *ctx, lt_model *m, lt_tensor *features);
+/* Both; *features_out (may be NULL) gets the pooled features. */
+lt_tensor *lt_model_forward(lt_ctx *ctx, lt_model *m, lt_tensor *x, lt_tensor **features_out);
+
+#endif
