@@ -20,6 +20,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"bench", lt_cmd_bench, "measure training and inference throughput of a model"},
+    {"data", lt_cmd_data, "long-tailed dataset counts: train / val / test per class, Many / Medium / Few"},
 };
 
 static void usage(FILE *f) {
