@@ -367,6 +367,22 @@ TEST(resnet8_matches_pytorch_5_sgd_steps) {
             break;
         }
     }
+    /* The same function through lt_batchnorm with running statistics: BN frozen with
+     * gradients on, so conv and BN are not folded into one conv. */
+    lt_ctx_reset(ctx);
+    lt_ctx_set_training(ctx, 1);
+    lt_ctx_set_grad(ctx, 1);
+    lt_model_set_bn_mode(&m, LT_BN_FROZEN);
+    logits = lt_model_forward(ctx, &m, lt_tensor_wrap(ctx, x, 4, xshape), NULL);
+    if (!logits) { lt_test_fail(__FILE__, __LINE__, "frozen BN: %s", lt_ctx_error(ctx)); goto done; }
+    CHECK(lt_ctx_tape_len(ctx) > 0);
+    for (int k = 0; k < 80; k++) {
+        double b = want_logits[k];
+        if (!(fabs(logits->data[k] - b) <= 1e-3 * fmax(1.0, fabs(b)))) {
+            lt_test_fail(__FILE__, __LINE__, "frozen-BN logit %d: %.7g, PyTorch %.7g", k, logits->data[k], b);
+            break;
+        }
+    }
 done:
     lt_optim_free(&o);
     lt_free(x);

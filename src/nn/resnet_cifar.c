@@ -124,16 +124,41 @@ void lt_resnet_cifar_init(lt_model *m, lt_rng *rng) {
 
 void lt_resnet_cifar_free(struct lt_backbone *b) { lt_free(b); }
 
+/* conv (no bias) followed by BN. When the BN normalizes with its running statistics and
+ * no gradient is wanted for the conv weight or the BN affine parameters (evaluation, or a
+ * frozen backbone with BN frozen, as in classifier re-training), the pair is one affine
+ * map of x and runs as a single conv with folded weights and a bias:
+ *   s = γ / sqrt(running_var + eps),  W' = W · s (per output channel),
+ *   b' = β − running_mean · s.
+ * This saves the BN pass over the activation; gradients still reach x when it needs one. */
+static lt_tensor *conv_bn(lt_ctx *ctx, const lt_model *m, lt_tensor *x, lt_tensor *w,
+                          const lt_bn_layer *bn, int stride) {
+    int running = !lt_ctx_training(ctx) || m->bn_mode == LT_BN_FROZEN;
+    int params_need_grad = lt_ctx_grad_enabled(ctx) &&
+                           (w->requires_grad || bn->weight->requires_grad || bn->bias->requires_grad);
+    if (!running || params_need_grad)
+        return lt_bn_forward(ctx, m, bn, lt_conv2d(ctx, x, w, NULL, stride, 1));
+    if (!x) return NULL;
+    lt_tensor *wf = lt_tensor_new(ctx, 4, w->shape);
+    lt_tensor *bf = lt_tensor_new1(ctx, w->shape[0]);
+    if (!wf || !bf) return NULL;
+    const int64_t o_n = w->shape[0], k = w->numel / o_n;
+    const float eps = m->cfg.bn_eps;
+    for (int64_t o = 0; o < o_n; o++) {
+        float s = bn->weight->data[o] / sqrtf(bn->running_var->data[o] + eps);
+        for (int64_t j = 0; j < k; j++) wf->data[o * k + j] = w->data[o * k + j] * s;
+        bf->data[o] = bn->bias->data[o] - bn->running_mean->data[o] * s;
+    }
+    return lt_conv2d(ctx, x, wf, bf, stride, 1);
+}
+
 lt_tensor *lt_resnet_cifar_forward(lt_ctx *ctx, lt_model *m, lt_tensor *x) {
     struct lt_backbone *b = m->backbone;
-    lt_tensor *h = lt_conv2d(ctx, x, b->conv1, NULL, 1, 1);
-    h = lt_relu(ctx, lt_bn_forward(ctx, m, &b->bn1, h));
+    lt_tensor *h = lt_relu(ctx, conv_bn(ctx, m, x, b->conv1, &b->bn1, 1));
     for (int i = 0; i < b->n_blocks; i++) {
         const block *bl = &b->blocks[i];
-        lt_tensor *o = lt_conv2d(ctx, h, bl->conv1, NULL, bl->stride, 1);
-        o = lt_relu(ctx, lt_bn_forward(ctx, m, &bl->bn1, o));
-        o = lt_conv2d(ctx, o, bl->conv2, NULL, 1, 1);
-        o = lt_bn_forward(ctx, m, &bl->bn2, o);
+        lt_tensor *o = lt_relu(ctx, conv_bn(ctx, m, h, bl->conv1, &bl->bn1, bl->stride));
+        o = conv_bn(ctx, m, o, bl->conv2, &bl->bn2, 1);
         lt_tensor *sc = h;
         if (bl->stride != 1 || bl->in_c != bl->out_c) sc = lt_shortcut_a(ctx, h, bl->out_c, bl->stride);
         h = lt_relu(ctx, lt_add(ctx, o, sc));
