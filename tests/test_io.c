@@ -18,6 +18,9 @@ static const char *tmp_path(const char *dir, const char *name) {
 }
 
 static void write_bytes(const char *path, const void *data, size_t n) {
+    /* A fresh file, not a truncated one: ext4 flushes truncate-and-rewrite on close
+     * (auto_da_alloc), which made the byte-flip test take seconds. */
+    remove(path);
     FILE *f = fopen(path, "wb");
     LT_ASSERT(f);
     LT_ASSERT(fwrite(data, 1, n, f) == n);
@@ -410,4 +413,693 @@ TEST(io_safetensors_truncations_and_byte_flips) {
     }
     CHECK(loaded > 0 && failed > 0);
     free(buf);
+}
+
+/* ======================================================================================
+ * JSON
+ * ====================================================================================== */
+
+TEST(io_json_parses_all_value_kinds) {
+    const char *text =
+        " {\"a\": [0, -0, 12, -9223372036854775808, 9223372036854775808, 1.5e3, 1E-2, -0.25],\n"
+        "  \"s\": \"q\\\"b\\\\s\\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00 \xc3\xa9\",\n"
+        "  \"t\": true, \"f\": false, \"z\": null, \"o\": {\"x\": {}, \"y\": []}} ";
+    lt_json *j;
+    REQUIRE_OK(lt_json_parse(text, (int64_t)strlen(text), "doc.json", &j));
+    REQUIRE(j->type == LT_JSON_OBJECT);
+    CHECK_EQ_INT(j->n, 6);
+    const lt_json *a = lt_json_get(j, "a");
+    REQUIRE(a && a->type == LT_JSON_ARRAY && a->n == 8);
+    CHECK(a->items[0].is_int && a->items[0].i == 0);
+    CHECK(a->items[2].is_int && a->items[2].i == 12);
+    CHECK(a->items[3].is_int && a->items[3].i == INT64_MIN);
+    CHECK(!a->items[4].is_int && a->items[4].num == 9223372036854775808.0);
+    CHECK(!a->items[5].is_int && a->items[5].num == 1500);
+    CHECK(a->items[6].num == 0.01);
+    CHECK(lt_json_number(lt_json_at(a, 7), 0) == -0.25);
+    CHECK(lt_json_at(a, 8) == NULL && lt_json_at(a, -1) == NULL);
+    CHECK(!strcmp(lt_json_string(lt_json_get(j, "s"), ""),
+                  "q\"b\\s/ \b\f\n\r\t \xc3\xa9 \xf0\x9f\x98\x80 \xc3\xa9"));
+    CHECK(lt_json_get(j, "t")->type == LT_JSON_BOOL && lt_json_get(j, "t")->boolean == 1);
+    CHECK(lt_json_get(j, "f")->boolean == 0);
+    CHECK(lt_json_get(j, "z")->type == LT_JSON_NULL && isnan(lt_json_number(lt_json_get(j, "z"), 1)));
+    CHECK(lt_json_get(lt_json_get(j, "o"), "x")->type == LT_JSON_OBJECT);
+    CHECK(lt_json_get(j, "missing") == NULL && lt_json_get(a, "x") == NULL);
+    CHECK(lt_json_number(lt_json_get(j, "s"), 7) == 7);       /* wrong type: fallback */
+    CHECK(!strcmp(lt_json_string(a, "fb"), "fb"));
+    CHECK_EQ_INT(lt_json_get(j, "s")->offset, 90);           /* byte position of the value */
+    lt_json_free(j);
+}
+
+TEST(io_json_rejects_malformed_text) {
+    static const struct { const char *text; const char *needle; } cases[] = {
+        {"", "expected a value, got end of text"},
+        {"   ", "byte 3: expected a value"},
+        {"{", "expected a string key"},
+        {"[1,]", "byte 3: expected a value, got ']'"},
+        {"[1 2]", "expected ',' or ']'"},
+        {"{\"a\" 1}", "expected ':' after the key"},
+        {"{1:2}", "expected a string key, got '1'"},
+        {"01", "end of text after the JSON value"},
+        {"1.", "digit after '.'"},
+        {".5", "expected a value"},
+        {"-", "expected a digit"},
+        {"1e", "digit in the exponent"},
+        {"+1", "expected a value"},
+        {"tru", "expected a value"},
+        {"nul", "expected a value"},
+        {"NaN", "expected a value"},
+        {"Infinity", "expected a value"},
+        {"1e999", "out of range"},
+        {"\"abc", "unterminated string"},
+        {"\"\\q\"", "invalid escape"},
+        {"\"\\u12\"", "4 hex digits"},
+        {"\"\\u12G4\"", "4 hex digits"},
+        {"\"a\tb\"", "control character 0x09"},
+        {"\"\xc0\xaf\"", "invalid UTF-8"},          /* overlong '/' */
+        {"\"\xed\xa0\x80\"", "invalid UTF-8"},      /* encoded surrogate */
+        {"\"\xf4\x90\x80\x80\"", "invalid UTF-8"},  /* beyond U+10FFFF */
+        {"\"\xe2\x82\"", "invalid UTF-8"},          /* truncated sequence */
+        {"\"\\udc00\"", "low surrogate"},
+        {"\"\\ud800x\"", "not followed by a low one"},
+        {"\"\\u0000\"", "\\u0000"},
+        {"[1] [2]", "end of text after the JSON value"},
+        {"{\"k\":1,\"j\":2,\"k\":3}", "byte 17: duplicate key \"k\""},
+        {"[1,\n  x]", "byte 6: expected a value, got 'x'"},
+        {"\xef\xbb\xbf{}", "got byte 0xef"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lt_json *j = (lt_json *)1;
+        lt_status s = lt_json_parse(cases[i].text, (int64_t)strlen(cases[i].text), "bad.json", &j);
+        if (s != LT_ERR_FORMAT || j != NULL || !strstr(lt_last_error(), cases[i].needle) ||
+            strncmp(lt_last_error(), "bad.json: byte ", 15))
+            lt_test_fail(__FILE__, __LINE__, "case %zu '%s': %s: '%s', want '%s'", i, cases[i].text,
+                         lt_status_name(s), lt_last_error(), cases[i].needle);
+    }
+    /* Length is honoured: text past len is not read. */
+    lt_json *j;
+    CHECK_OK(lt_json_parse("[1]xyz", 3, "n.json", &j));
+    lt_json_free(j);
+    CHECK_EQ_INT(lt_json_parse("[1]", 2, "n.json", &j), LT_ERR_FORMAT);
+}
+
+TEST(io_json_nesting_limit) {
+    char deep[2 * LT_JSON_MAX_DEPTH + 8];
+    int d = LT_JSON_MAX_DEPTH;
+    memset(deep, '[', (size_t)d);
+    memset(deep + d, ']', (size_t)d);
+    lt_json *j;
+    CHECK_OK(lt_json_parse(deep, 2 * d, "deep.json", &j));
+    lt_json_free(j);
+    memset(deep, '[', (size_t)d + 1);
+    memset(deep + d + 1, ']', (size_t)d + 1);
+    CHECK_EQ_INT(lt_json_parse(deep, 2 * d + 2, "deep.json", &j), LT_ERR_FORMAT);
+    CHECK(strstr(lt_last_error(), "nesting deeper than"));
+}
+
+TEST(io_json_writer_compact_and_indented) {
+    lt_jw w;
+    const char *text;
+    for (int indent = 0; indent <= 2; indent += 2) {
+        lt_jw_init(&w, indent);
+        lt_jw_begin_object(&w);
+        lt_jw_key(&w, "a");
+        lt_jw_int(&w, -7);
+        lt_jw_key(&w, "b");
+        lt_jw_begin_array(&w);
+        lt_jw_float(&w, 1.5f);
+        lt_jw_string(&w, "x\"y\\\n\x01\xff");
+        lt_jw_double(&w, NAN);
+        lt_jw_float(&w, -INFINITY);
+        lt_jw_bool(&w, 1);
+        lt_jw_null(&w);
+        lt_jw_end_array(&w);
+        lt_jw_key(&w, "c");
+        lt_jw_begin_object(&w);
+        lt_jw_end_object(&w);
+        lt_jw_key(&w, "d");
+        lt_jw_begin_array(&w);
+        lt_jw_end_array(&w);
+        lt_jw_end_object(&w);
+        REQUIRE_OK(lt_jw_finish(&w, &text, NULL));
+        const char *want = indent == 0
+            ? "{\"a\":-7,\"b\":[1.5,\"x\\\"y\\\\\\n\\u0001\\u00ff\",null,null,true,null],\"c\":{},\"d\":[]}"
+            : "{\n  \"a\": -7,\n  \"b\": [\n    1.5,\n    \"x\\\"y\\\\\\n\\u0001\\u00ff\",\n    null,\n"
+              "    null,\n    true,\n    null\n  ],\n  \"c\": {},\n  \"d\": []\n}";
+        if (strcmp(text, want)) lt_test_fail(__FILE__, __LINE__, "indent %d:\n%s\nwant\n%s", indent, text, want);
+        lt_json *j;
+        CHECK_OK(lt_json_parse(text, (int64_t)strlen(text), "w.json", &j));
+        if (j) CHECK(!strcmp(lt_json_string(lt_json_at(lt_json_get(j, "b"), 1), ""), "x\"y\\\n\x01\xc3\xbf"));
+        lt_json_free(j);
+        lt_jw_free(&w);
+    }
+}
+
+TEST(io_json_writer_numbers_round_trip_shortest) {
+    lt_jw w;
+    const char *text;
+    lt_jw_init(&w, 0);
+    lt_jw_begin_array(&w);
+    lt_jw_float(&w, 0.1f);
+    lt_jw_double(&w, 0.1);
+    lt_jw_double(&w, 1.0 / 3.0);
+    lt_jw_float(&w, 16777216.0f);
+    lt_jw_int(&w, INT64_MIN);
+    lt_jw_end_array(&w);
+    REQUIRE_OK(lt_jw_finish(&w, &text, NULL));
+    CHECK(!strcmp(text, "[0.1,0.1,0.333333333333333315,16777216,-9223372036854775808]") ||
+          !strcmp(text, "[0.1,0.1,0.3333333333333333,16777216,-9223372036854775808]"));
+    lt_jw_free(&w);
+
+    lt_rng r;
+    lt_rng_init(&r, 7, LT_STREAM_TEST);
+    lt_jw_init(&w, 0);
+    lt_jw_begin_array(&w);
+    enum { N = 2000 };
+    static float fv[N];
+    static double dv[N];
+    for (int i = 0; i < N; i++) {
+        uint32_t bits = lt_rng_u32(&r);
+        memcpy(&fv[i], &bits, 4);
+        if (!isfinite(fv[i])) fv[i] = (float)i;
+        uint64_t b64 = lt_rng_u64(&r);
+        memcpy(&dv[i], &b64, 8);
+        if (!isfinite(dv[i])) dv[i] = -i;
+        lt_jw_float(&w, fv[i]);
+        lt_jw_double(&w, dv[i]);
+    }
+    lt_jw_end_array(&w);
+    int64_t n;
+    REQUIRE_OK(lt_jw_finish(&w, &text, &n));
+    lt_json *j;
+    REQUIRE_OK(lt_json_parse(text, n, "nums.json", &j));
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        float f = (float)j->items[2 * i].num;
+        bad += memcmp(&f, &fv[i], 4) != 0 && !(f == 0 && fv[i] == 0);
+        bad += j->items[2 * i + 1].num != dv[i];
+    }
+    CHECK_EQ_INT(bad, 0);
+    lt_json_free(j);
+    lt_jw_free(&w);
+}
+
+TEST(io_json_writer_misuse_is_an_error) {
+    lt_jw w;
+    const char *text = "unchanged";
+    lt_jw_init(&w, 0);   /* value without key in an object */
+    lt_jw_begin_object(&w);
+    lt_jw_int(&w, 1);
+    lt_jw_end_object(&w);
+    CHECK_EQ_INT(lt_jw_finish(&w, &text, NULL), LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "without a key"));
+    CHECK(!strcmp(text, "unchanged"));
+    lt_jw_free(&w);
+
+    lt_jw_init(&w, 0);   /* key inside an array */
+    lt_jw_begin_array(&w);
+    lt_jw_key(&w, "k");
+    lt_jw_end_array(&w);
+    CHECK_EQ_INT(lt_jw_finish(&w, NULL, NULL), LT_ERR_ARG);
+    lt_jw_free(&w);
+
+    lt_jw_init(&w, 0);   /* mismatched end */
+    lt_jw_begin_array(&w);
+    lt_jw_end_object(&w);
+    CHECK_EQ_INT(lt_jw_finish(&w, NULL, NULL), LT_ERR_ARG);
+    lt_jw_free(&w);
+
+    lt_jw_init(&w, 0);   /* incomplete */
+    lt_jw_begin_object(&w);
+    lt_jw_key(&w, "k");
+    CHECK_EQ_INT(lt_jw_finish(&w, NULL, NULL), LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "incomplete"));
+    lt_jw_free(&w);
+
+    lt_jw_init(&w, 0);   /* empty */
+    CHECK_EQ_INT(lt_jw_finish(&w, NULL, NULL), LT_ERR_ARG);
+    lt_jw_free(&w);
+
+    lt_jw_init(&w, 0);   /* two top-level values */
+    lt_jw_int(&w, 1);
+    lt_jw_int(&w, 2);
+    CHECK_EQ_INT(lt_jw_finish(&w, NULL, NULL), LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "more than one top-level value"));
+    lt_jw_free(&w);
+
+    lt_jw_init(&w, 0);   /* too deep */
+    for (int k = 0; k <= LT_JSON_MAX_DEPTH; k++) lt_jw_begin_array(&w);
+    CHECK_EQ_INT(lt_jw_finish(&w, NULL, NULL), LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "too deep"));
+    lt_jw_free(&w);
+}
+
+TEST(io_json_load_file) {
+    const char *dir = lt_test_tmpdir(), *p = tmp_path(dir, "m.json");
+    CHECK_OK(lt_file_write_atomic(p, "{\"top1\": 0.5}\n", 14));
+    lt_json *j;
+    REQUIRE_OK(lt_json_load(p, 0, &j));
+    CHECK(lt_json_number(lt_json_get(j, "top1"), 0) == 0.5);
+    lt_json_free(j);
+    CHECK_EQ_INT(lt_json_load(p, 10, &j), LT_ERR_FORMAT);   /* over the size limit */
+    CHECK(strstr(lt_last_error(), "limit"));
+    CHECK_OK(lt_file_write_atomic(p, "{\"top1\": }", 10));
+    CHECK_EQ_INT(lt_json_load(p, 0, &j), LT_ERR_FORMAT);
+    CHECK(strstr(lt_last_error(), p) && strstr(lt_last_error(), "byte 9"));
+    CHECK_EQ_INT(lt_json_load(tmp_path(dir, "none.json"), 0, &j), LT_ERR_IO);
+}
+
+/* ======================================================================================
+ * Files
+ * ====================================================================================== */
+
+static int file_is(const char *path, const char *want) {
+    int64_t n;
+    char *d = read_all(path, &n);
+    int ok = d && n == (int64_t)strlen(want) && !memcmp(d, want, (size_t)n);
+    lt_free(d);
+    return ok;
+}
+
+TEST(io_atomic_write_replaces_whole_file) {
+    const char *dir = lt_test_tmpdir(), *p = tmp_path(dir, "a.txt"), *tmp = tmp_path(dir, "a.txt.tmp");
+    CHECK_OK(lt_file_write_atomic(p, "first version, long", 19));
+    CHECK(file_is(p, "first version, long"));
+    CHECK_OK(lt_file_write_atomic(p, "second", 6));
+    CHECK(file_is(p, "second"));
+    CHECK(!lt_path_exists(tmp));
+    CHECK_OK(lt_file_write_atomic(p, "", 0));
+    CHECK(file_is(p, ""));
+
+    lt_atomic_file *f;
+    REQUIRE_OK(lt_atomic_open(p, &f));
+    CHECK(lt_path_exists(tmp));
+    CHECK_OK(lt_atomic_write(f, "epoch ", 6));
+    CHECK_OK(lt_atomic_printf(f, "%d loss %.2f\n", 3, 0.25));
+    CHECK(file_is(p, ""));            /* nothing visible before commit */
+    CHECK_OK(lt_atomic_commit(f));
+    CHECK(file_is(p, "epoch 3 loss 0.25\n"));
+    CHECK(!lt_path_exists(tmp));
+}
+
+TEST(io_atomic_errors_leave_old_file) {
+    const char *dir = lt_test_tmpdir(), *p = tmp_path(dir, "keep.txt"), *tmp = tmp_path(dir, "keep.txt.tmp");
+    CHECK_OK(lt_file_write_atomic(p, "old", 3));
+    lt_atomic_file *f;
+    REQUIRE_OK(lt_atomic_open(p, &f));   /* abort */
+    lt_atomic_write(f, "new", 3);
+    lt_atomic_abort(f);
+    CHECK(file_is(p, "old"));
+    CHECK(!lt_path_exists(tmp));
+    lt_atomic_abort(NULL);
+
+    REQUIRE_OK(lt_atomic_open(p, &f));   /* a failed write is sticky and reported by commit */
+    CHECK_EQ_INT(lt_atomic_write(f, NULL, 5), LT_ERR_ARG);
+    CHECK_EQ_INT(lt_atomic_write(f, "x", 1), LT_ERR_ARG);
+    lt_clear_error();
+    CHECK_EQ_INT(lt_atomic_commit(f), LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "keep.txt"));
+    CHECK(file_is(p, "old"));
+    CHECK(!lt_path_exists(tmp));
+
+    /* rename over a directory fails: the directory and no tmp remain */
+    const char *d = tmp_path(dir, "adir");
+    REQUIRE_OK(lt_mkdir_p(d));
+    CHECK_EQ_INT(lt_file_write_atomic(d, "x", 1), LT_ERR_IO);
+    CHECK(strstr(lt_last_error(), "cannot rename"));
+    CHECK(!lt_path_exists(tmp_path(dir, "adir.tmp")));
+    struct stat sb;
+    CHECK(stat(d, &sb) == 0 && S_ISDIR(sb.st_mode));
+
+    CHECK_EQ_INT(lt_atomic_open(tmp_path(dir, "missing/x.txt"), &f), LT_ERR_IO);
+    CHECK(f == NULL && strstr(lt_last_error(), "cannot create"));
+}
+
+TEST(io_file_read_mkdir_exists) {
+    const char *dir = lt_test_tmpdir();
+    char *d;
+    int64_t n;
+    CHECK_EQ_INT(lt_file_read(tmp_path(dir, "none"), 0, &d, &n), LT_ERR_IO);
+    CHECK(d == NULL);
+    CHECK_EQ_INT(lt_file_read(dir, 0, &d, &n), LT_ERR_IO);
+    const char *p = tmp_path(dir, "f");
+    CHECK_OK(lt_file_write_atomic(p, "abc", 3));
+    REQUIRE_OK(lt_file_read(p, 3, &d, &n));
+    CHECK(n == 3 && !strcmp(d, "abc"));   /* NUL-terminated */
+    lt_free(d);
+    CHECK_EQ_INT(lt_file_read(p, 2, &d, &n), LT_ERR_FORMAT);
+
+    const char *deep = tmp_path(dir, "runs/a/b/c/");
+    CHECK(!lt_path_exists(deep));
+    CHECK_OK(lt_mkdir_p(deep));
+    CHECK(lt_path_exists(tmp_path(dir, "runs/a/b/c")));
+    CHECK_OK(lt_mkdir_p(tmp_path(dir, "runs/a")));   /* existing is fine */
+    CHECK_EQ_INT(lt_mkdir_p(tmp_path(dir, "f/sub")), LT_ERR_IO);   /* a file is in the way */
+    CHECK(strstr(lt_last_error(), "not a directory") || strstr(lt_last_error(), "cannot create"));
+    CHECK_EQ_INT(lt_mkdir_p(p), LT_ERR_IO);
+    CHECK(!lt_path_exists(NULL));
+}
+
+/* ======================================================================================
+ * Recipe configs
+ * ====================================================================================== */
+
+static const char *recipe_text =
+    "\xEF\xBB\xBF# WD + MaxNorm, CIFAR-100-LT, IF=100\r\n"
+    "[data]\r\n"
+    "dataset = cifar100   # inline comment\n"
+    "imbalance = 100\n"
+    "\n"
+    "; another comment\n"
+    "[model]\n"
+    "  arch = resnet32  \n"
+    "[stage1]\n"
+    "epochs = 200\n"
+    "lr = 0.01\n"
+    "milestones = 160, 180\n"
+    "class_weights = 1.5,2 , -3e-1\n"
+    "nesterov = Yes\n"
+    "name = \"  padded # not a comment ; \"  ; comment\n"
+    "url = a#b;c\n"
+    "empty =\n"
+    "eq = a=b\n"
+    "[stage2]\n"
+    "epochs = 10\n";
+
+TEST(io_config_parses_recipe) {
+    lt_config *c;
+    REQUIRE_OK(lt_config_parse_string(recipe_text, "recipe.ini", &c));
+    CHECK_EQ_INT(lt_config_section_count(c), 4);
+    const char *names[] = {"data", "model", "stage1", "stage2"};
+    for (int i = 0; i < 4; i++) CHECK(!strcmp(lt_config_section_name(c, i), names[i]));
+    CHECK(lt_config_section_name(c, 4) == NULL);
+    const char *s;
+    int64_t i64;
+    double d;
+    int b;
+    CHECK_OK(lt_config_get_str(c, "data", "dataset", "x", &s));
+    CHECK(!strcmp(s, "cifar100"));
+    CHECK_OK(lt_config_get_int(c, "data", "imbalance", 1, &i64));
+    CHECK_EQ_INT(i64, 100);
+    CHECK_OK(lt_config_get_str(c, "model", "arch", "x", &s));
+    CHECK(!strcmp(s, "resnet32"));
+    CHECK_OK(lt_config_get_int(c, "stage1", "epochs", 1, &i64));
+    CHECK_EQ_INT(i64, 200);
+    CHECK_OK(lt_config_get_float(c, "stage1", "lr", 1, &d));
+    CHECK(d == 0.01);
+    int64_t ms[4] = {7}, nms = 1;
+    CHECK_OK(lt_config_get_int_list(c, "stage1", "milestones", ms, 4, &nms));
+    CHECK(nms == 2 && ms[0] == 160 && ms[1] == 180);
+    double cw[3];
+    int64_t ncw = 0;
+    CHECK_OK(lt_config_get_float_list(c, "stage1", "class_weights", cw, 3, &ncw));
+    CHECK(ncw == 3 && cw[0] == 1.5 && cw[1] == 2 && cw[2] == -0.3);
+    CHECK_OK(lt_config_get_bool(c, "stage1", "nesterov", 0, &b));
+    CHECK_EQ_INT(b, 1);
+    CHECK_OK(lt_config_get_str(c, "stage1", "name", "x", &s));
+    CHECK(!strcmp(s, "  padded # not a comment ; "));
+    CHECK_OK(lt_config_get_str(c, "stage1", "url", "x", &s));
+    CHECK(!strcmp(s, "a#b;c"));
+    CHECK_OK(lt_config_get_str(c, "stage1", "empty", "x", &s));
+    CHECK(!strcmp(s, ""));
+    CHECK_OK(lt_config_get_str(c, "stage1", "eq", "x", &s));
+    CHECK(!strcmp(s, "a=b"));
+    /* missing keys give the default; lists keep the caller's default */
+    CHECK_OK(lt_config_get_int(c, "stage2", "batch_size", 128, &i64));
+    CHECK_EQ_INT(i64, 128);
+    CHECK_OK(lt_config_get_float(c, "nosuch", "x", 2.5, &d));
+    CHECK(d == 2.5);
+    CHECK_OK(lt_config_get_bool(c, "stage2", "flip", 1, &b));
+    CHECK_EQ_INT(b, 1);
+    CHECK_OK(lt_config_get_str(c, "stage2", "loss", "ce", &s));
+    CHECK(!strcmp(s, "ce"));
+    ms[0] = 5; nms = 1;
+    CHECK_OK(lt_config_get_int_list(c, "stage2", "milestones", ms, 4, &nms));
+    CHECK(nms == 1 && ms[0] == 5);
+    CHECK(lt_config_has(c, "stage2", "epochs") && !lt_config_has(c, "stage2", "lr"));
+    /* stage2.epochs has not been read yet */
+    CHECK_EQ_INT(lt_config_check_unused(c), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "recipe.ini:20: unknown key stage2.epochs"));
+    CHECK_OK(lt_config_get_int(c, "stage2", "epochs", 1, &i64));
+    CHECK_OK(lt_config_check_unused(c));
+    lt_config_free(c);
+    lt_config_free(NULL);
+}
+
+TEST(io_config_syntax_errors_name_the_line) {
+    static const struct { const char *text, *needle; } cases[] = {
+        {"[a]\nx = 1\n[b]\n[a]\n", "r.ini:4: duplicate section [a] (first at line 1)"},
+        {"[a]\nx = 1\ny = 2\n x = 3\n", "r.ini:4: duplicate key a.x (first at line 2)"},
+        {"# c\nx = 1\n", "r.ini:2: key 'x' before any [section]"},
+        {"[a]\njust text\n", "r.ini:2: expected 'key = value' or '[section]', got 'just text'"},
+        {"[a]\n= 3\n", "r.ini:2: bad key ''"},
+        {"[a]\nmy key = 3\n", "r.ini:2: bad key 'my key'"},
+        {"[a.b]\n", "r.ini:1: bad section name '[a.b]'"},
+        {"[]\n", "r.ini:1: bad section name '[]'"},
+        {"[a\n", "r.ini:1: missing ']'"},
+        {"[a] x\n", "r.ini:1: unexpected text after ']'"},
+        {"[a]\nx = \"abc\n", "r.ini:2: unterminated quoted value"},
+        {"[a]\nx = \"abc\" def\n", "r.ini:2: unexpected text after the closing quote"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lt_config *c = (lt_config *)1;
+        lt_status s = lt_config_parse_string(cases[i].text, "r.ini", &c);
+        if (s != LT_ERR_CONFIG || c != NULL || !strstr(lt_last_error(), cases[i].needle))
+            lt_test_fail(__FILE__, __LINE__, "case %zu: %s: '%s', want '%s'", i, lt_status_name(s),
+                         lt_last_error(), cases[i].needle);
+    }
+    /* [a] x ; comment is fine, as is a comment after a section */
+    lt_config *c;
+    CHECK_OK(lt_config_parse_string("[a] # c\n[b]   ; c\n", "r.ini", &c));
+    lt_config_free(c);
+    CHECK_OK(lt_config_parse_string("", "empty.ini", &c));
+    if (c) CHECK_EQ_INT(lt_config_section_count(c), 0);
+    lt_config_free(c);
+}
+
+TEST(io_config_bad_values_name_line_key_and_value) {
+    const char *text =
+        "[stage1]\n"
+        "lr = abc\n"
+        "epochs = 1.5\n"
+        "big = 99999999999999999999\n"
+        "nan = nan\n"
+        "inf = 1e999\n"
+        "flag = maybe\n"
+        "ms = 1,,2\n"
+        "ms2 = 1, x\n"
+        "ms3 = 1,2,3\n"
+        "ms4 = 1,2,\n";
+    lt_config *c;
+    REQUIRE_OK(lt_config_parse_string(text, "recipe.ini", &c));
+    double d = 0;
+    int64_t i64 = 0, v[2] = {42, 43}, n = 2;
+    int b;
+    CHECK_EQ_INT(lt_config_get_float(c, "stage1", "lr", 0.1, &d), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "recipe.ini:2: stage1.lr: expected a number, got 'abc'"));
+    CHECK(d == 0.1);   /* the default stays on error */
+    CHECK_EQ_INT(lt_config_get_int(c, "stage1", "epochs", 1, &i64), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "recipe.ini:3: stage1.epochs: expected an integer, got '1.5'"));
+    CHECK_EQ_INT(lt_config_get_int(c, "stage1", "big", 1, &i64), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "recipe.ini:4: stage1.big: expected an integer"));
+    CHECK_EQ_INT(lt_config_get_float(c, "stage1", "nan", 1, &d), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "recipe.ini:5:"));
+    CHECK_EQ_INT(lt_config_get_float(c, "stage1", "inf", 1, &d), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "recipe.ini:6:"));
+    CHECK_EQ_INT(lt_config_get_bool(c, "stage1", "flag", 1, &b), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "recipe.ini:7: stage1.flag: expected true/false"));
+    CHECK_EQ_INT(lt_config_get_int_list(c, "stage1", "ms", v, 2, &n), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "recipe.ini:8: stage1.ms: item 2: expected an integer, got ''"));
+    CHECK_EQ_INT(lt_config_get_int_list(c, "stage1", "ms2", v, 2, &n), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "recipe.ini:9: stage1.ms2: item 2: expected an integer, got 'x'"));
+    CHECK_EQ_INT(lt_config_get_int_list(c, "stage1", "ms3", v, 2, &n), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "recipe.ini:10: stage1.ms3: expected at most 2 items"));
+    CHECK_EQ_INT(lt_config_get_float_list(c, "stage1", "ms4", &d, 1, &n), LT_ERR_CONFIG);
+    CHECK(v[0] == 42 && v[1] == 43 && n == 2);   /* defaults survive failed reads */
+    lt_config_free(c);
+}
+
+TEST(io_config_unknown_keys_and_sections_with_hints) {
+    lt_config *c;
+    const char *s;
+    double d;
+    REQUIRE_OK(lt_config_parse_string("[stage1]\nlr = 0.1\nlrr = 0.2\n", "r.ini", &c));
+    CHECK_OK(lt_config_get_float(c, "stage1", "lr", 0, &d));
+    CHECK_EQ_INT(lt_config_check_unused(c), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "r.ini:3: unknown key stage1.lrr"));
+    lt_config_free(c);
+
+    REQUIRE_OK(lt_config_parse_string("[stage1]\nweight_decy = 5e-4\n", "r.ini", &c));
+    CHECK_OK(lt_config_get_float(c, "stage1", "weight_decay", 0, &d));
+    CHECK_OK(lt_config_get_str(c, "stage1", "loss", "ce", &s));
+    CHECK_EQ_INT(lt_config_check_unused(c), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "r.ini:2: unknown key stage1.weight_decy (did you mean stage1.weight_decay?)"));
+    lt_config_free(c);
+
+    REQUIRE_OK(lt_config_parse_string("[data]\n[stge1]\nepochs = 3\n", "r.ini", &c));
+    CHECK(lt_config_has_section(c, "data"));
+    CHECK(!lt_config_has_section(c, "stage1"));
+    int64_t e;
+    CHECK_OK(lt_config_get_int(c, "stage1", "epochs", 1, &e));
+    CHECK_EQ_INT(lt_config_check_unused(c), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "r.ini:2: unknown section [stge1] (did you mean [stage1]?)"));
+    lt_config_free(c);
+
+    REQUIRE_OK(lt_config_parse_string("[eval]\n", "r.ini", &c));   /* an empty, never-read section */
+    CHECK_EQ_INT(lt_config_check_unused(c), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "r.ini:1: unknown section [eval]"));
+    lt_config_free(c);
+}
+
+TEST(io_config_overrides) {
+    lt_config *c;
+    REQUIRE_OK(lt_config_parse_string("[stage1]\nepochs = 200\nlr = 0.1\n", "r.ini", &c));
+    CHECK_OK(lt_config_set(c, "stage1.epochs", "2"));
+    CHECK_OK(lt_config_set_arg(c, " stage1.lr = abc "));
+    CHECK_OK(lt_config_set_arg(c, "stage2.loss=ldam"));
+    CHECK_OK(lt_config_set_arg(c, "stage2.note=a=b"));
+    int64_t e;
+    double d;
+    const char *s;
+    CHECK_OK(lt_config_get_int(c, "stage1", "epochs", 1, &e));
+    CHECK_EQ_INT(e, 2);
+    CHECK_EQ_INT(lt_config_get_float(c, "stage1", "lr", 1, &d), LT_ERR_CONFIG);
+    CHECK(!strcmp(lt_last_error(), "--set: stage1.lr: expected a number, got 'abc'"));
+    CHECK_EQ_INT(lt_config_section_count(c), 2);
+    CHECK(!strcmp(lt_config_section_name(c, 1), "stage2"));
+    CHECK_OK(lt_config_get_str(c, "stage2", "loss", "ce", &s));
+    CHECK(!strcmp(s, "ldam"));
+    CHECK_EQ_INT(lt_config_check_unused(c), LT_ERR_CONFIG);   /* stage2.note set but never read */
+    CHECK(!strcmp(lt_last_error(), "--set: unknown key stage2.note"));
+    CHECK_OK(lt_config_get_str(c, "stage2", "note", "", &s));
+    CHECK(!strcmp(s, "a=b"));
+    CHECK_OK(lt_config_check_unused(c));
+
+    CHECK_EQ_INT(lt_config_set_arg(c, "stage1.epochs"), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "expected section.key=value"));
+    CHECK_EQ_INT(lt_config_set(c, "epochs", "1"), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "expected section.key"));
+    CHECK_EQ_INT(lt_config_set(c, "stage 1.epochs", "1"), LT_ERR_CONFIG);
+    CHECK_EQ_INT(lt_config_set(c, "stage1.", "1"), LT_ERR_CONFIG);
+    CHECK_EQ_INT(lt_config_set(c, "stage1.x", "a\nb"), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "line break"));
+    lt_config_free(c);
+}
+
+TEST(io_config_serialization_round_trips) {
+    const char *dir = lt_test_tmpdir();
+    lt_config *c;
+    REQUIRE_OK(lt_config_parse_string(recipe_text, "recipe.ini", &c));
+    CHECK_OK(lt_config_set(c, "stage1.tricky1", " lead and trail "));
+    CHECK_OK(lt_config_set(c, "stage1.tricky2", "\"starts with quote"));
+    CHECK_OK(lt_config_set(c, "stage1.tricky3", "ends with quote\""));
+    CHECK_OK(lt_config_set(c, "stage1.tricky4", "#hash"));
+    CHECK_OK(lt_config_set(c, "stage1.tricky5", "x ; y"));
+    CHECK_OK(lt_config_set(c, "stage1.tricky6", "\"both\""));
+    CHECK_OK(lt_config_set(c, "eval.split", "test"));
+    char *t1, *t2;
+    REQUIRE_OK(lt_config_to_string(c, &t1));
+    const char *p = tmp_path(dir, "resolved.ini");
+    CHECK_OK(lt_config_save(c, p));
+    lt_config *c2;
+    REQUIRE_OK(lt_config_load(p, &c2));
+    REQUIRE_OK(lt_config_to_string(c2, &t2));
+    CHECK(!strcmp(t1, t2));
+    CHECK_EQ_INT(lt_config_section_count(c2), 5);
+    const char *keys[] = {"tricky1", "tricky2", "tricky3", "tricky4", "tricky5", "tricky6", "name", "empty", "url"};
+    for (int k = 0; k < 9; k++) {
+        const char *a, *b;
+        lt_config_get_str(c, "stage1", keys[k], NULL, &a);
+        lt_config_get_str(c2, "stage1", keys[k], NULL, &b);
+        if (!a || !b || strcmp(a, b)) lt_test_fail(__FILE__, __LINE__, "%s: '%s' vs '%s'", keys[k], a, b);
+    }
+    CHECK(strstr(t1, "[data]\ndataset = cifar100\nimbalance = 100\n\n[model]\narch = resnet32\n"));
+    lt_free(t1);
+    lt_free(t2);
+    lt_config_free(c);
+    lt_config_free(c2);
+
+    /* load errors */
+    CHECK_EQ_INT(lt_config_load(tmp_path(dir, "none.ini"), &c), LT_ERR_IO);
+    write_bytes(p, "[a]\nx = 1\0\n", 11);
+    CHECK_EQ_INT(lt_config_load(p, &c), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "NUL byte"));
+    write_bytes(p, "[a]\nx = 1\ny\n", 12);
+    CHECK_EQ_INT(lt_config_load(p, &c), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "resolved.ini:3:"));
+}
+
+/* ======================================================================================
+ * Out-of-memory paths: fail the k-th allocation for every k until the call succeeds
+ * (SQLite's test_malloc approach); every failure must be clean (no crash, no leak under
+ * ASan) and reported as LT_ERR_NOMEM.
+ * ====================================================================================== */
+
+static int64_t fail_countdown;
+static void *failing_malloc(size_t n, void *u) { (void)u; return fail_countdown-- == 0 ? NULL : malloc(n); }
+static void *failing_realloc(void *p, size_t n, void *u) { (void)u; return fail_countdown-- == 0 ? NULL : realloc(p, n); }
+static void plain_free(void *p, void *u) { (void)u; free(p); }
+
+typedef lt_status (*oom_fn)(const char *arg);
+
+static lt_status oom_load(const char *path) {
+    lt_safetensors *st;
+    lt_status s = lt_safetensors_load(path, &st);
+    lt_safetensors_free(st);
+    return s;
+}
+
+static lt_status oom_save(const char *path) {
+    float d[3] = {1, 2, 3};
+    lt_st_tensor t[2] = {{"b", LT_DT_F32, 1, {3}, d}, {"a", LT_DT_F32, 1, {2}, d}};
+    const char *meta[] = {"k", "v"};
+    return lt_safetensors_save(path, t, 2, meta, 1);
+}
+
+static lt_status oom_json(const char *text) {
+    lt_json *j;
+    lt_status s = lt_json_parse(text, (int64_t)strlen(text), "oom.json", &j);
+    lt_json_free(j);
+    return s;
+}
+
+static lt_status oom_config(const char *text) {
+    lt_config *c;
+    lt_status s = lt_config_parse_string(text, "oom.ini", &c);
+    int64_t v[4], n = 0;
+    double d;
+    char *out = NULL;
+    if (!s) s = lt_config_set_arg(c, "stage1.lr=0.5");
+    if (!s) s = lt_config_get_int_list(c, "stage1", "ms", v, 4, &n);
+    if (!s) s = lt_config_get_float(c, "stage1", "missing", 0, &d);
+    if (!s) s = lt_config_to_string(c, &out);
+    lt_free(out);
+    lt_config_free(c);
+    return s;
+}
+
+static void run_oom(const char *what, oom_fn fn, const char *arg) {
+    lt_alloc_hook h = {failing_malloc, failing_realloc, plain_free, NULL};
+    int64_t k;
+    for (k = 0; k < 500; k++) {
+        fail_countdown = k;
+        lt_set_alloc_hook(&h);
+        lt_status s = fn(arg);
+        lt_set_alloc_hook(NULL);
+        if (s == LT_OK) break;
+        if (s != LT_ERR_NOMEM)
+            lt_test_fail(__FILE__, __LINE__, "%s, allocation %lld failed: %s: %s", what, (long long)k,
+                         lt_status_name(s), lt_last_error());
+    }
+    if (k == 0 || k == 500) lt_test_fail(__FILE__, __LINE__, "%s: %lld allocations tried", what, (long long)k);
+}
+
+TEST(io_out_of_memory_paths_are_clean) {
+    const char *dir = lt_test_tmpdir(), *p = tmp_path(dir, "oom.safetensors");
+    write_bytes(p, fx_common_bytes, sizeof fx_common_bytes);
+    run_oom("safetensors load", oom_load, p);
+    run_oom("safetensors save", oom_save, tmp_path(dir, "oom2.safetensors"));
+    CHECK(!lt_path_exists(tmp_path(dir, "oom2.safetensors.tmp")));
+    run_oom("json parse", oom_json, "{\"a\":[1,2,{\"b\":\"\\u00e9x\"}],\"c\":{\"d\":null,\"e\":[[],{}]},\"f\":\"g\"}");
+    run_oom("config", oom_config, "[data]\nx = 1\n[stage1]\nms = 1, 2\nlr = 0.1\n");
 }

@@ -196,4 +196,71 @@ void lt_jw_null(lt_jw *w);
  * text/n may be NULL. */
 lt_status lt_jw_finish(lt_jw *w, const char **text, int64_t *n);
 
+/* ======================================================================================
+ * Recipe config files (INI)
+ *
+ *   # comment            ; comment too
+ *   [stage1]             sections in file order: [data] [model] [stage1] [stage2] [eval]
+ *   epochs = 200         key = value; an inline comment needs whitespace before # or ;
+ *   milestones = 160, 180
+ *   name = "a # b"       a value quoted with "..." keeps #, ; and outer spaces
+ *
+ * A duplicate section, a duplicate key in a section, a key before any section or a line
+ * that is neither is an LT_ERR_CONFIG naming file:line. Which keys exist is up to the code
+ * that reads the recipe: getters mark keys as used, and lt_config_check_unused() then
+ * reports the first key nobody read ("recipe.ini:14: unknown key stage1.lrr (did you mean
+ * stage1.lr?)"), so a typo never silently becomes a default.
+ * ====================================================================================== */
+
+typedef struct lt_config lt_config;
+
+lt_status lt_config_load(const char *path, lt_config **out);   /* at most 1 MB */
+/* `name` (e.g. a file name, "default recipe") starts error messages. */
+lt_status lt_config_parse_string(const char *text, const char *name, lt_config **out);
+void lt_config_free(lt_config *cfg);
+const char *lt_config_name(const lt_config *cfg);
+
+/* Overrides: sets "section.key" to value, adding the section and/or key if missing (a new
+ * key must still be read by someone, or lt_config_check_unused reports it). */
+lt_status lt_config_set(lt_config *cfg, const char *dotted_key, const char *value);
+/* "section.key=value" as given to --set. */
+lt_status lt_config_set_arg(lt_config *cfg, const char *arg);
+
+/* Sections in file order (sections added by lt_config_set come last). */
+int64_t lt_config_section_count(const lt_config *cfg);
+const char *lt_config_section_name(const lt_config *cfg, int64_t i);
+/* Marks the section as used (an empty section is then not reported as unknown). */
+int lt_config_has_section(lt_config *cfg, const char *section);
+/* Whether section.key is present; does not mark it used. */
+int lt_config_has(const lt_config *cfg, const char *section, const char *key);
+
+/* Typed getters. A missing key gives the default and LT_OK; a present key is marked used
+ * and a bad value is LT_ERR_CONFIG "recipe.ini:12: stage1.lr: expected a number, got 'abc'".
+ * Strings stay valid until the key is set again or cfg is freed. _float reads a double.
+ * _bool accepts true/false, yes/no, on/off, 1/0 (any case). */
+lt_status lt_config_get_str(lt_config *cfg, const char *section, const char *key,
+                            const char *def, const char **out);
+lt_status lt_config_get_int(lt_config *cfg, const char *section, const char *key,
+                            int64_t def, int64_t *out);
+lt_status lt_config_get_float(lt_config *cfg, const char *section, const char *key,
+                              double def, double *out);
+lt_status lt_config_get_bool(lt_config *cfg, const char *section, const char *key,
+                             int def, int *out);
+/* Comma-separated lists ("160, 180"; "" is the empty list) into vals[0..cap). On entry
+ * vals[0..*n) hold the default, which a missing key leaves as is. More than cap items is
+ * an error. */
+lt_status lt_config_get_int_list(lt_config *cfg, const char *section, const char *key,
+                                 int64_t *vals, int64_t cap, int64_t *n);
+lt_status lt_config_get_float_list(lt_config *cfg, const char *section, const char *key,
+                                   double *vals, int64_t cap, int64_t *n);
+
+/* LT_OK if every key (and section) was read; otherwise LT_ERR_CONFIG naming the first
+ * unread one with its file:line, and the closest key the code asked for. */
+lt_status lt_config_check_unused(const lt_config *cfg);
+
+/* The resolved recipe as INI text that parses back to the same sections, keys and values
+ * (new buffer, free with lt_free); lt_config_save writes it atomically. */
+lt_status lt_config_to_string(const lt_config *cfg, char **text);
+lt_status lt_config_save(const lt_config *cfg, const char *path);
+
 #endif
