@@ -7,5 +7,10 @@
 #include "tensor.h"
 #include "autodiff.h"
 #include "ops.h"
+#include "io.h"
+#include "nn.h"
+#include "optim.h"
+#include "data.h"
+#include "eval.h"
 
 #endif
