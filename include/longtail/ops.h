@@ -76,12 +76,14 @@ lt_tensor *lt_exp(lt_ctx *ctx, lt_tensor *a);
 lt_tensor *lt_log(lt_ctx *ctx, lt_tensor *a);
 lt_tensor *lt_abs(lt_ctx *ctx, lt_tensor *a);                     /* d/dx at 0: 0 */
 lt_tensor *lt_sqrt(lt_ctx *ctx, lt_tensor *a);
-lt_tensor *lt_pow(lt_ctx *ctx, lt_tensor *a, float p);            /* a^p */
-lt_tensor *lt_clamp(lt_ctx *ctx, lt_tensor *a, float lo, float hi); /* grad 1 inside [lo,hi] */
+lt_tensor *lt_pow(lt_ctx *ctx, lt_tensor *a, float p);            /* a^p; grad exactly 0 for p = 0 */
+/* grad 1 on [lo, hi], bounds included (as PyTorch); lo > hi is an LT_ERR_ARG error. */
+lt_tensor *lt_clamp(lt_ctx *ctx, lt_tensor *a, float lo, float hi);
 
 /* ---- activations ---- */
-lt_tensor *lt_relu(lt_ctx *ctx, lt_tensor *x);
-/* Per-channel PReLU: alpha has shape (C), C = last dim of x. */
+lt_tensor *lt_relu(lt_ctx *ctx, lt_tensor *x);                     /* d/dx at 0: 0 */
+/* Per-channel PReLU: alpha has shape (C), C = last dim of x, or (1) for one shared slope
+ * (nn.PReLU()). y = x if x > 0 else alpha·x; at x = 0 dx uses alpha, as PyTorch. */
 lt_tensor *lt_prelu(lt_ctx *ctx, lt_tensor *x, lt_tensor *alpha);
 typedef enum lt_ste {
     LT_STE_CLIPPED = 0,   /* d/dx = 1 for |x| <= 1, else 0 (also the weight STE: d clamp(W,-1,1)) */
@@ -91,42 +93,59 @@ typedef enum lt_ste {
 lt_tensor *lt_sign_ste(lt_ctx *ctx, lt_tensor *x, lt_ste ste);
 
 /* ---- reductions: axes is a bit mask (bit i = reduce axis i); reduced axes are removed;
- * reducing every axis gives shape (1). ---- */
+ * reducing every axis gives shape (1). LT_AXES_ALL reduces every axis of any rank; any
+ * other mask naming an axis >= ndim, and the empty mask, are LT_ERR_ARG errors. Sums are
+ * accumulated in double in a fixed order: the same result for any thread count. ---- */
 #define LT_AXES_ALL 0xFu
 lt_tensor *lt_sum(lt_ctx *ctx, lt_tensor *x, unsigned axes);
 lt_tensor *lt_mean(lt_ctx *ctx, lt_tensor *x, unsigned axes);
 
-/* ---- softmax family over the last axis ---- */
+/* ---- softmax family over the last axis (max subtracted; Σ exp in double) ---- */
 lt_tensor *lt_softmax(lt_ctx *ctx, lt_tensor *x);
 lt_tensor *lt_log_softmax(lt_ctx *ctx, lt_tensor *x);
 
+/* Per-sample loss with class weights w (all 1 when NULL), smoothing ε, p = softmax(x_i):
+ *   l_i = -Σ_c w_c q_c log p_c,  q = (1-ε)·onehot(y_i) + ε/C
+ *       = (1-ε) w_{y_i} (-log p_{y_i}) + (ε/C) Σ_c w_c (-log p_c)
+ * exactly PyTorch's F.cross_entropy(weight=w, label_smoothing=ε, reduction='none'). */
 typedef enum lt_reduction {
-    LT_REDUCE_MEAN = 0,        /* PyTorch: Σ w_{y_i} l_i / Σ w_{y_i} (plain mean without weights) */
-    LT_REDUCE_SUM = 1,         /* Σ w_{y_i} l_i */
-    LT_REDUCE_BATCH_MEAN = 2,  /* Σ w_{y_i} l_i / B */
-    LT_REDUCE_NONE = 3,        /* per-sample losses, shape (B) */
+    LT_REDUCE_MEAN = 0,        /* PyTorch 'mean': Σ l_i / Σ w_{y_i} (plain mean without weights) */
+    LT_REDUCE_SUM = 1,         /* Σ l_i */
+    LT_REDUCE_BATCH_MEAN = 2,  /* Σ l_i / B */
+    LT_REDUCE_NONE = 3,        /* per-sample losses l_i, shape (B) */
 } lt_reduction;
-/* Cross-entropy of logits (B, C) against integer labels in [0, C) (copied; an out-of-range
- * label is an LT_ERR_ARG error). class_weight: NULL or C weights (copied). label_smoothing
- * ε in [0, 1): target (1-ε)·onehot + ε/C, as PyTorch. Output: shape (1), or (B) for NONE. */
+/* Cross-entropy of logits (B, C) against integer labels in [0, C) (copied into the arena;
+ * an out-of-range label is an LT_ERR_ARG error naming its index). class_weight: NULL or C
+ * weights (copied). label_smoothing ε in [0, 1], as PyTorch. Output: shape (1), or (B)
+ * for NONE. */
 lt_tensor *lt_cross_entropy(lt_ctx *ctx, lt_tensor *logits, const int32_t *labels,
                             const float *class_weight, float label_smoothing,
                             lt_reduction reduction);
 
 /* ---- row norms and similarity, rows = all but the last axis ---- */
-lt_tensor *lt_row_l2norm(lt_ctx *ctx, lt_tensor *x);                 /* (R, D) -> (R) */
-lt_tensor *lt_normalize_rows(lt_ctx *ctx, lt_tensor *x, float eps);  /* x / max(‖x‖, eps) */
-/* cos(a_i, b_j) for a (N, D), b (M, D) -> (N, M); norms clamped below by eps. */
+/* (..., D) -> (...), i.e. (R, D) -> (R); a vector (D) gives shape (1). Grad 0 for a zero row. */
+lt_tensor *lt_row_l2norm(lt_ctx *ctx, lt_tensor *x);
+/* x / max(‖x‖, eps), as F.normalize(x, dim=-1, eps); eps must be > 0 (LT_ERR_ARG). */
+lt_tensor *lt_normalize_rows(lt_ctx *ctx, lt_tensor *x, float eps);
+/* cos(a_i, b_j) for a (N, D), b (M, D) -> (N, M): F.normalize(a) · F.normalize(b)ᵀ, each
+ * norm clamped below by eps (> 0), as the LDAM / RIDE NormedLinear classifier. */
 lt_tensor *lt_cosine_sim(lt_ctx *ctx, lt_tensor *a, lt_tensor *b, float eps);
 
-/* ---- shape ---- */
+/* ---- shape ----
+ * concat: inputs equal in every dim but `axis`; any number of inputs. slice: start >= 0,
+ * len >= 1, start + len <= x->shape[axis]. reshape: a copy; one dim may be -1 (inferred). */
 lt_tensor *lt_concat(lt_ctx *ctx, lt_tensor *const *xs, int n, int axis);
 lt_tensor *lt_slice(lt_ctx *ctx, lt_tensor *x, int axis, int64_t start, int64_t len);
-lt_tensor *lt_reshape(lt_ctx *ctx, lt_tensor *x, int ndim, const int64_t *shape); /* copy */
+lt_tensor *lt_reshape(lt_ctx *ctx, lt_tensor *x, int ndim, const int64_t *shape);
+/* NHWC nearest resize with PyTorch's mode='nearest' index rule for an explicit size:
+ * src = min(floor(dst · (float)(in/out)), in-1) computed in float as PyTorch does (so e.g.
+ * 26 -> 22 maps output 11 to input 12, not 13); out = in copies, out = 2·in halves. */
 lt_tensor *lt_resize_nearest(lt_ctx *ctx, lt_tensor *x, int64_t out_h, int64_t out_w);
-/* ResNet option-A shortcut: x[:, ::stride, ::stride, :] then zero channels appended so the
- * output has out_c channels (the original channels first when the added count is even,
- * pad split evenly before/after as in the CIFAR ResNet code: (out_c - C)/2 each side). */
+/* ResNet option-A shortcut: x[:, ::stride, ::stride, :] (output size ceil(H/stride)), then
+ * zero channels so the output has out_c >= C channels: before = (out_c - C)/2 (rounded
+ * down) zeros, the C input channels, then the remaining out_c - C - before zeros. For
+ * out_c = 2C this is the CIFAR ResNet LambdaLayer
+ * F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes//4, planes//4)). */
 lt_tensor *lt_shortcut_a(lt_ctx *ctx, lt_tensor *x, int64_t out_c, int stride);
 
 /* ---- dense and convolution (oneDNN) ---- */
