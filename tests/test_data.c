@@ -1055,3 +1055,126 @@ TEST(data_fmnist_default_counts) {
     }
     lt_data_free(&d);
 }
+
+/* ---- every allocation failure is an error, never a crash or a leak (ASan checks leaks) ---- */
+
+static long fail_at, alloc_calls;
+static void *fail_malloc(size_t n, void *u) {
+    (void)u;
+    return __atomic_add_fetch(&alloc_calls, 1, __ATOMIC_SEQ_CST) == fail_at ? NULL : malloc(n);
+}
+static void *fail_realloc(void *p, size_t n, void *u) {
+    (void)u;
+    return __atomic_add_fetch(&alloc_calls, 1, __ATOMIC_SEQ_CST) == fail_at ? NULL : realloc(p, n);
+}
+static const lt_alloc_hook fail_hook = {fail_malloc, fail_realloc, rec_free, NULL};
+
+TEST(data_alloc_failures_are_clean) {
+    /* a small source of every kind: IDX (gzip) via lt_data_load, a folder, a list */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", lt_test_tmpdir());
+    uint8_t lab[60];
+    int32_t lab32[60];
+    for (int i = 0; i < 60; i++) lab32[i] = lab[i] = (uint8_t)(i % 10);
+    write_idx(tpath(dir, "train-images-idx3-ubyte.gz"), tpath(dir, "train-labels-idx1-ubyte.gz"), 60, 6, 6, lab, 1);
+    write_idx(tpath(dir, "t10k-images-idx3-ubyte.gz"), tpath(dir, "t10k-labels-idx1-ubyte.gz"), 20, 6, 6, lab, 1);
+    mkdir(tpath(dir, "f"), 0700);
+    mkdir(tpath(dir, "f/a"), 0700);
+    mkdir(tpath(dir, "f/b"), 0700);
+    uint8_t img[5 * 7 * 3];
+    make_rgb(img, 5, 7, 0);
+    CHECK(stbi_write_png(tpath(dir, "f/a/0.png"), 5, 7, 3, img, 15));
+    CHECK(stbi_write_bmp(tpath(dir, "f/b/1.bmp"), 5, 7, 3, img));
+    const char *list = "f/a/0.png 0\nf/b/1.bmp 1\n";
+    write_bytes(tpath(dir, "l.txt"), list, strlen(list), 0);
+    char list_path[1100];
+    snprintf(list_path, sizeof list_path, "%s", tpath(dir, "l.txt"));
+    char folder[1100];
+    snprintf(folder, sizeof folder, "%s", tpath(dir, "f"));
+
+    lt_data_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.kind = LT_DATASET_FMNIST;
+    spec.root = dir;
+    lt_longtail_config_default(&spec.longtail);
+    spec.longtail.val_per_class = 1;
+    lt_image_options opt = {4, 4, 3};
+    lt_set_threads(1);   /* decode order, hence allocation order, fixed */
+    uint8_t ref_pixels[96];
+    lt_dataset ref;
+    REQUIRE_OK(lt_dataset_read_folder(&ref, folder, &opt, NULL));
+    memcpy(ref_pixels, ref.images, 96);
+    lt_dataset_free(&ref);
+    for (int what = 0; what < 4; what++) {
+        int failures = 0, clean = 1, tries = 0;
+        for (fail_at = 1; fail_at < 400; fail_at++) {
+            alloc_calls = 0;
+            lt_data d;
+            lt_dataset ds;
+            lt_sampler s;
+            lt_loader *ld = NULL;
+            lt_status st;
+            lt_set_alloc_hook(&fail_hook);
+            if (what == 0) {
+                st = lt_data_load(&d, &spec);
+            } else if (what == 1) {
+                st = lt_dataset_read_folder(&ds, folder, &opt, NULL);
+            } else if (what == 2) {
+                st = lt_dataset_read_list(&ds, dir, list_path, &opt, 0);
+            } else {
+                lt_sampler_config sc;
+                lt_sampler_config_default(&sc);
+                sc.kind = LT_SAMPLER_QPOWER;
+                st = lt_sampler_init(&s, &sc, lab32, 60, 10, 1);
+                if (st == LT_OK) {
+                    lt_dataset fake = {.images = img, .labels = lab32, .n = 60, .h = 1, .w = 1, .c = 1, .n_classes = 10};
+                    lt_loader_config lc = {.batch_size = 8};
+                    lt_augment_config_default(&lc.augment);
+                    st = lt_loader_init(&ld, &fake, &s, &lc);
+                    if (st != LT_OK) lt_sampler_free(&s);
+                }
+            }
+            lt_set_alloc_hook(NULL);
+            tries++;
+            if (alloc_calls < fail_at) {   /* ran to the end without hitting the failure */
+                if (st != LT_OK) clean = 0;
+                if (what == 0 && st == LT_OK) lt_data_free(&d);
+                if ((what == 1 || what == 2) && st == LT_OK) lt_dataset_free(&ds);
+                if (what == 3 && st == LT_OK) {
+                    lt_loader_free(ld);
+                    lt_sampler_free(&s);
+                }
+                break;
+            }
+            if (st == LT_OK) {
+                /* Only stb_image may survive a failed allocation: its format probes treat a
+                 * failed allocation as "not this format" and move on. The result must then
+                 * be complete and right. */
+                int right = 1;
+                if (what == 1 || what == 2) {
+                    right = ds.n == 2 && ds.labels[0] == 0 && ds.labels[1] == 1 && memcmp(ds.images, ref_pixels, 96) == 0;
+                    lt_dataset_free(&ds);
+                } else {
+                    lt_test_fail(__FILE__, __LINE__, "case %d: allocation %ld failed but the call succeeded", what, fail_at);
+                    if (what == 0) lt_data_free(&d);
+                    if (what == 3) {
+                        lt_loader_free(ld);
+                        lt_sampler_free(&s);
+                    }
+                }
+                if (!right) {
+                    clean = 0;
+                    lt_test_fail(__FILE__, __LINE__, "case %d: allocation %ld failed and the result is wrong", what, fail_at);
+                }
+            } else {
+                failures++;
+                if ((what == 1 || what == 2) && !dataset_empty(&ds)) clean = 0;
+                if (what == 3 && ld != NULL) clean = 0;
+            }
+        }
+        CHECK(clean);
+        CHECK(failures > 3);
+        CHECK(tries < 400);
+    }
+    lt_set_threads(0);
+}
