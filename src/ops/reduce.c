@@ -164,17 +164,43 @@ static void reduce_backward(lt_ctx *ctx, const lt_node *nd, int is_mean) {
     red_plan p = {nd->i[0], nd->i[1], nd->i[2], nd->i[3], nd->i[4]};
     const float *g = nd->out->grad;
     float scale = is_mean ? (float)(1.0 / ((double)p.r0 * (double)p.r1)) : 1.0f;
-    int64_t outer = p.k0 * p.r0;
-#pragma omp parallel for if (nd->in[0]->numel > PAR_MIN) schedule(static)
-    for (int64_t o = 0; o < outer; o++) {
-        int64_t k0 = o / p.r0;
-        float *gxo = gx + o * p.k1 * p.r1 * p.k2;
-        for (int64_t k1 = 0; k1 < p.k1; k1++) {
-            const float *gk = g + (k0 * p.k1 + k1) * p.k2;
-            for (int64_t r1 = 0; r1 < p.r1; r1++) {
-                float *gr = gxo + (k1 * p.r1 + r1) * p.k2;
+    int64_t n = nd->in[0]->numel;
+    if (p.k0 == 1 && p.k1 == 1 && p.k2 == 1) {
+        /* everything reduced: one constant */
+        float v = scale * g[0];
+#pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++) gx[i] += v;
+    } else if (p.k0 == 1 && p.k1 == 1) {
+        /* [R K2]: every row gets the same (K2) vector */
+        int64_t rows = p.r0 * p.r1;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            float *gr = gx + r * p.k2;
 #pragma omp simd
-                for (int64_t k2 = 0; k2 < p.k2; k2++) gr[k2] += scale * gk[k2];
+            for (int64_t j = 0; j < p.k2; j++) gr[j] += scale * g[j];
+        }
+    } else if (p.k1 == 1 && p.k2 == 1) {
+        /* [K0 R]: row k gets one constant */
+        int64_t len = p.r0 * p.r1;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (int64_t k = 0; k < p.k0; k++) {
+            float v = scale * g[k], *gr = gx + k * len;
+#pragma omp simd
+            for (int64_t r = 0; r < len; r++) gr[r] += v;
+        }
+    } else {
+        int64_t outer = p.k0 * p.r0;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (int64_t o = 0; o < outer; o++) {
+            int64_t k0 = o / p.r0;
+            float *gxo = gx + o * p.k1 * p.r1 * p.k2;
+            for (int64_t k1 = 0; k1 < p.k1; k1++) {
+                const float *gk = g + (k0 * p.k1 + k1) * p.k2;
+                for (int64_t r1 = 0; r1 < p.r1; r1++) {
+                    float *gr = gxo + (k1 * p.r1 + r1) * p.k2;
+#pragma omp simd
+                    for (int64_t k2 = 0; k2 < p.k2; k2++) gr[k2] += scale * gk[k2];
+                }
             }
         }
     }

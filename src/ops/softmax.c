@@ -1,7 +1,7 @@
 /* Softmax, log-softmax over the last axis, and cross-entropy with PyTorch's semantics.
  *
- * Numerically stable: every row subtracts its max before exp; the denominator Σ exp is
- * accumulated in double in index order, so rows give the same result for any thread
+ * Numerically stable: every row subtracts its max before exp (float expf, as PyTorch); the
+ * denominator Σ exp is accumulated in double in index order, so rows give the same result for any thread
  * count. Rows are independent and run in parallel. */
 #include "ops_internal.h"
 
@@ -15,12 +15,19 @@ static void softmax_row(const float *x, float *y, int64_t d, int want_log) {
     float m = x[0];
     for (int64_t k = 1; k < d; k++) m = x[k] > m ? x[k] : m;
     double s = 0;
-    for (int64_t k = 0; k < d; k++) s += exp((double)x[k] - m);
     if (want_log) {
+        for (int64_t k = 0; k < d; k++) s += expf(x[k] - m);
         double lse = (double)m + log(s);
         for (int64_t k = 0; k < d; k++) y[k] = (float)((double)x[k] - lse);
     } else {
-        for (int64_t k = 0; k < d; k++) y[k] = (float)(exp((double)x[k] - m) / s);
+        for (int64_t k = 0; k < d; k++) {
+            float e = expf(x[k] - m);   /* x - m <= 0: no overflow */
+            y[k] = e;
+            s += e;
+        }
+        float inv = (float)(1.0 / s);
+#pragma omp simd
+        for (int64_t k = 0; k < d; k++) y[k] *= inv;
     }
 }
 
