@@ -43,7 +43,14 @@ const lt_op_info lt_op_table[LT_OP_COUNT] = {
     [LT_OP_RESIZE_NEAREST] = {"resize_nearest", lt_resize_nearest_backward},
     [LT_OP_SHORTCUT_A] = {"shortcut_a", lt_shortcut_a_backward},
     /* matmul.c, conv.c */
+    [LT_OP_MATMUL] = {"matmul", lt_matmul_backward},
+    [LT_OP_LINEAR] = {"linear", lt_linear_backward},
+    [LT_OP_CONV2D] = {"conv2d", lt_conv2d_backward},
     /* batchnorm.c, pool.c */
+    [LT_OP_BATCHNORM] = {"batchnorm", lt_batchnorm_backward},
+    [LT_OP_AVGPOOL] = {"avgpool2d", lt_avgpool_backward},
+    [LT_OP_MAXPOOL] = {"maxpool2d", lt_maxpool_backward},
+    [LT_OP_GLOBAL_AVGPOOL] = {"global_avgpool", lt_global_avgpool_backward},
 };
 
 int lt_ops_bad_inputs(lt_ctx *ctx, const char *op, int n, ...) {
