@@ -71,7 +71,11 @@ void lt_prelu_backward(lt_ctx *ctx, const lt_node *nd) {
     const float *g = nd->out->grad, *px = x->data, *pa = alpha->data;
     int64_t n = x->numel, na = alpha->numel;
     float *gx = lt_tensor_grad(ctx, x), *galpha = lt_tensor_grad(ctx, alpha);
-    if (gx) {
+    if (gx && na == 1) {
+        float a = pa[0];
+#pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++) gx[i] += px[i] > 0.0f ? g[i] : a * g[i];
+    } else if (gx) {
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (int64_t r = 0; r < n / na; r++) {
             const float *xr = px + r * na, *gr = g + r * na;

@@ -132,7 +132,10 @@ void lt_div_backward(lt_ctx *ctx, const lt_node *nd) {
     const float *g = nd->out->grad, *pa = a->data, *pb = b->data;
     int64_t n = a->numel, nb = b->numel;
     float *ga = lt_tensor_grad(ctx, a), *gb = lt_tensor_grad(ctx, b);
-    if (ga) {
+    if (ga && nb == n) {
+#pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++) ga[i] += g[i] / pb[i];
+    } else if (ga) {
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (int64_t r = 0; r < n / nb; r++) {
 #pragma omp simd
