@@ -270,7 +270,8 @@ struct lt_jw;
  *   "per_class_acc": [...], "class_counts": [...], "class_samples": [...],
  *   "confusion": [[...], ...], "ece": ..., "ece_bins": 15, "nll": ...,
  *   "weight_norms": [...] | null, "feature_norms": [...] | null, "fdr": ..., "fdr_dims": ..,
- *   "train_feature_norms": ..., "train_fdr": ..., "train_fdr_dims": ...,
+ *   "fdr_error": "why fdr is null" | null,
+ *   "train_feature_norms": ..., "train_fdr": ..., "train_fdr_dims": ..., "train_fdr_error": ...,
  *   "bn_scale_mean": ..., "bn_scale_std": ..., "bn_scale_count": ...,
  *   "posthoc": "none", "posthoc_tau": null
  * NaN is written as null. Errors are the writer's (sticky, returned by lt_jw_finish). */

@@ -5,6 +5,9 @@
 #include "eval_internal.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -54,9 +57,44 @@ lt_status lt_eval_feature_norms(const float *features, const int32_t *labels, in
     return LT_OK;
 }
 
-/* Samples per chunk when accumulating S_W: the chunk of centered rows stays in cache and
- * each S_W row is owned by one thread, so the sum order is fixed for any thread count. */
+/* Samples per chunk when accumulating S_W: a chunk of centered rows stays in cache. */
 #define FDR_CHUNK 256
+
+/* S_W upper triangle: Σ_i r_i r_iᵀ with r_i = x_i − μ_{y_i}, in sample order. One
+ * parallel region and no barriers: every thread centers each chunk into its own buffer
+ * (cheap next to the O(D²) products) and owns the rows j ≡ tid (mod nth), so each entry
+ * is summed by one thread in sample order: bit-identical for any thread count. A
+ * per-chunk `omp for` would put a barrier per chunk, which costs far more than the work
+ * on a loaded 2-core machine. */
+static void scatter_within(const float *features, const int32_t *labels, int64_t n,
+                           int64_t dim, const int64_t *keep, int64_t Dk, const double *mu_c,
+                           double *sw, double *bufs, int64_t chunk, int nthreads) {
+#pragma omp parallel num_threads(nthreads)
+    {
+        int tid = 0, nth = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        double *r = bufs + (int64_t)tid * chunk * Dk;
+        for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+            const int64_t nb = n - i0 < chunk ? n - i0 : chunk;
+            for (int64_t b = 0; b < nb; b++) {
+                const float *x = features + (i0 + b) * dim;
+                const double *m = mu_c + (int64_t)labels[i0 + b] * Dk;
+                for (int64_t j = 0; j < Dk; j++) r[b * Dk + j] = (double)x[keep[j]] - m[j];
+            }
+            for (int64_t j = tid; j < Dk; j += nth) {
+                double *row = sw + j * Dk;
+                for (int64_t b = 0; b < nb; b++) {
+                    const double *rb = r + b * Dk;
+                    const double rj = rb[j];
+                    for (int64_t k = j; k < Dk; k++) row[k] += rj * rb[k];
+                }
+            }
+        }
+    }
+}
 
 lt_status lt_eval_fdr(const float *features, const int32_t *labels, int64_t n, int64_t dim,
                       int64_t num_classes, double *fdr, int64_t *dims_used) {
@@ -117,7 +155,13 @@ lt_status lt_eval_fdr(const float *features, const int32_t *labels, int64_t n, i
     double *rhs = lt_malloc((size_t)(Dk * K) * sizeof *rhs);    /* d_c as columns (Dk, K) */
     double *mu = lt_calloc((size_t)Dk, sizeof *mu);
     const int64_t chunk = n < FDR_CHUNK ? n : FDR_CHUNK;
-    double *r = lt_malloc((size_t)(chunk * Dk) * sizeof *r);
+    int nthreads = 1;
+#ifdef _OPENMP
+    /* threads only where the O(n·D²) work pays for them */
+    if (Dk * Dk * n > ((int64_t)1 << 22)) nthreads = omp_get_max_threads();
+    if (nthreads > Dk) nthreads = (int)Dk;
+#endif
+    double *r = lt_malloc((size_t)(nthreads * chunk * Dk) * sizeof *r);
     if (!mu_c || !sw || !rhs || !mu || !r) {
         st = lt_error(LT_ERR_NOMEM, "fdr: out of memory for %lld dimensions", (long long)Dk);
         goto done;
@@ -138,24 +182,7 @@ lt_status lt_eval_fdr(const float *features, const int32_t *labels, int64_t n, i
     }
     for (int64_t j = 0; j < Dk; j++) mu[j] /= (double)n;
 
-    /* S_W upper triangle, chunk by chunk of centered rows r_i = x_i − μ_{y_i}. */
-    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
-        const int64_t nb = n - i0 < chunk ? n - i0 : chunk;
-        for (int64_t b = 0; b < nb; b++) {
-            const float *x = features + (i0 + b) * dim;
-            const double *m = mu_c + (int64_t)labels[i0 + b] * Dk;
-            for (int64_t j = 0; j < Dk; j++) r[b * Dk + j] = (double)x[keep[j]] - m[j];
-        }
-#pragma omp parallel for schedule(dynamic, 4) if (Dk * Dk * nb > (int64_t)1 << 16)
-        for (int64_t j = 0; j < Dk; j++) {
-            double *row = sw + j * Dk;
-            for (int64_t b = 0; b < nb; b++) {
-                const double *rb = r + b * Dk;
-                const double rj = rb[j];
-                for (int64_t k = j; k < Dk; k++) row[k] += rj * rb[k];
-            }
-        }
-    }
+    scatter_within(features, labels, n, dim, keep, Dk, mu_c, sw, r, chunk, nthreads);
     for (int64_t j = 0; j < Dk; j++)
         for (int64_t k = 0; k < j; k++) sw[j * Dk + k] = sw[k * Dk + j];
 

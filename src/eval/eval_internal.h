@@ -13,7 +13,7 @@ enum lt_solve_method { LT_SOLVE_CHOLESKY = 1, LT_SOLVE_LU = 2 };
  * <= tol (tol = 64 n ε on Ã, whose diagonal is ±1) means "not numerically positive
  * definite" and LU with partial pivoting is used instead; an LU pivot with |u_kk| <= tol ·
  * max|Ã| means singular: LT_ERR_ARG (message names `what` and the pivot). *method (may be
- * NULL) receives LT_SOLVE_CHOLESKY or LT_SOLVE_LU. */
+ * NULL) receives LT_SOLVE_CHOLESKY or LT_SOLVE_LU. On error B holds no useful values. */
 lt_status lt_eval_solve_sym(const double *A, int64_t n, double *B, int64_t m,
                             const char *what, int *method);
 
