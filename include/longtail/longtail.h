@@ -12,5 +12,6 @@
 #include "optim.h"
 #include "data.h"
 #include "eval.h"
+#include "loss.h"
 
 #endif
