@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--only", choices=("train", "infer"), help="run only one part (profiling)")
     a = ap.parse_args()
     m = re.fullmatch(r"resnet(\d+)", a.model)
     if not m or (int(m.group(1)) - 2) % 6 or int(m.group(1)) < 8:
@@ -56,7 +57,7 @@ def main():
 
     model.train()
     times = []
-    for s in range(a.warmup + a.steps):
+    for s in range(a.warmup + a.steps if a.only != "infer" else 0):
         t0 = time.perf_counter()
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
@@ -64,17 +65,19 @@ def main():
         opt.step()
         if s >= a.warmup:
             times.append(time.perf_counter() - t0)
-    print(f"train  {what}: {a.batch / statistics.median(times):.1f} img/s (median of {a.steps} steps)", flush=True)
+    if times:
+        print(f"train  {what}: {a.batch / statistics.median(times):.1f} img/s (median of {a.steps} steps)", flush=True)
 
     model.eval()
     times = []
     with torch.no_grad():
-        for s in range(a.warmup + a.steps):
+        for s in range(a.warmup + a.steps if a.only != "train" else 0):
             t0 = time.perf_counter()
             model(x)
             if s >= a.warmup:
                 times.append(time.perf_counter() - t0)
-    print(f"infer  {what}: {a.batch / statistics.median(times):.1f} img/s (median of {a.steps} steps)", flush=True)
+    if times:
+        print(f"infer  {what}: {a.batch / statistics.median(times):.1f} img/s (median of {a.steps} steps)", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: longtail bench [--model resnetN] [--batch B] [--input CxHxW] [--steps N]\n"
             "                      [--warmup W] [--threads T] [--classes K] [--width X]\n"
+            "                      [--only train|infer]\n"
             "\n"
             "Times SGD training steps and eval-mode inference of a CIFAR ResNet on random data\n"
             "and prints one line each: `train ... : X img/s` and `infer ... : X img/s` (median\n"
@@ -31,7 +32,8 @@ static void usage(FILE *f) {
             "  --warmup W        untimed steps before each (default 2)\n"
             "  --threads T       OpenMP threads (default: all cores)\n"
             "  --classes K       classifier outputs (default 10)\n"
-            "  --width X         channel multiplier (default 1)\n");
+            "  --width X         channel multiplier (default 1)\n"
+            "  --only WHAT       run only the training or only the inference part (profiling)\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -63,11 +65,12 @@ typedef struct bench_args {
     int depth;
     long batch, c, h, w, steps, warmup, threads, classes;
     double width;
+    int train, infer;
 } bench_args;
 
 static int parse_args(int argc, char **argv, bench_args *a) {
     *a = (bench_args){.depth = 32, .batch = 128, .c = 3, .h = 32, .w = 32, .steps = 10,
-                      .warmup = 2, .threads = 0, .classes = 10, .width = 1.0};
+                      .warmup = 2, .threads = 0, .classes = 10, .width = 1.0, .train = 1, .infer = 1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) { usage(stdout); return 1; }
@@ -87,6 +90,13 @@ static int parse_args(int argc, char **argv, bench_args *a) {
                 lt_cli_error("bench: --input '%s' (expected CxHxW, e.g. 3x32x32)", v);
                 return -1;
             }
+        } else if (!strcmp(opt, "--only")) {
+            if (strcmp(v, "train") && strcmp(v, "infer")) {
+                lt_cli_error("bench: --only '%s' (expected train or infer)", v);
+                return -1;
+            }
+            a->train = !strcmp(v, "train");
+            a->infer = !a->train;
         } else if (!strcmp(opt, "--width")) {
             char *end;
             errno = 0;
@@ -158,7 +168,7 @@ int lt_cmd_bench(int argc, char **argv) {
     /* Training. */
     lt_ctx_set_training(ctx, 1);
     lt_ctx_set_grad(ctx, 1);
-    for (long s = 0; s < a.warmup + a.steps; s++) {
+    for (long s = 0; a.train && s < a.warmup + a.steps; s++) {
         double t0 = now_s();
         lt_ctx_reset(ctx);
         lt_params_zero_grad(&m.params);
@@ -172,20 +182,20 @@ int lt_cmd_bench(int argc, char **argv) {
         }
         if (s >= a.warmup) times[s - a.warmup] = now_s() - t0;
     }
-    printf("train  %s: %.1f img/s (median of %ld steps)\n", what, (double)a.batch / median(times, (int)a.steps), a.steps);
+    if (a.train) printf("train  %s: %.1f img/s (median of %ld steps)\n", what, (double)a.batch / median(times, (int)a.steps), a.steps);
     fflush(stdout);
 
     /* Inference: eval-mode BN, no tape. */
     lt_ctx_set_training(ctx, 0);
     lt_ctx_set_grad(ctx, 0);
-    for (long s = 0; s < a.warmup + a.steps; s++) {
+    for (long s = 0; a.infer && s < a.warmup + a.steps; s++) {
         double t0 = now_s();
         lt_ctx_reset(ctx);
         lt_tensor *logits = lt_model_forward(ctx, &m, lt_tensor_wrap(ctx, x, 4, shape), NULL);
         if (!logits) { lt_cli_error("bench: %s", lt_ctx_error(ctx)); goto out; }
         if (s >= a.warmup) times[s - a.warmup] = now_s() - t0;
     }
-    printf("infer  %s: %.1f img/s (median of %ld steps)\n", what, (double)a.batch / median(times, (int)a.steps), a.steps);
+    if (a.infer) printf("infer  %s: %.1f img/s (median of %ld steps)\n", what, (double)a.batch / median(times, (int)a.steps), a.steps);
     rc = 0;
 out:
     lt_free(times);
