@@ -13,5 +13,7 @@ void lt_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int lt_cmd_bench(int argc, char **argv);
 int lt_cmd_data(int argc, char **argv);
+int lt_cmd_eval(int argc, char **argv);
+int lt_cmd_train(int argc, char **argv);
 
 #endif

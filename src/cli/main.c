@@ -21,6 +21,8 @@ static const struct {
 } commands[] = {
     {"bench", lt_cmd_bench, "measure training and inference throughput of a model"},
     {"data", lt_cmd_data, "long-tailed dataset counts: train / val / test per class, Many / Medium / Few"},
+    {"eval", lt_cmd_eval, "re-evaluate a checkpoint: top-1, Many / Medium / Few, per-class accuracy"},
+    {"train", lt_cmd_train, "train a recipe (default: configs/default.ini) into a run directory"},
 };
 
 static void usage(FILE *f) {

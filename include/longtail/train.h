@@ -1,0 +1,231 @@
+/* Training: recipes, stages, the training loop, the run directory, seeds and summaries.
+ *
+ * What it is for. A recipe (an INI file, docs/recipes.md) names the data protocol, the
+ * model, one or more stages and how to evaluate. lt_train() runs the stages in order for
+ * one or several seeds and writes a run directory:
+ *
+ *   config.ini          the resolved recipe (every override applied; threads explicit)
+ *   log.jsonl           one JSON object per epoch (lr, loss, train accuracy, validation
+ *                       metrics, images/s)
+ *   metrics.json        one entry per finished stage: test metrics (top-1, top-5, Many /
+ *                       Medium / Few, per-class accuracy, class counts, classifier weight
+ *                       norms, confusion, ECE) and the same on validation under "val"
+ *   stageK.safetensors  the model selected at the end of stage K (PyTorch names and
+ *                       layouts, see checkpoint.h)
+ *   last.safetensors    the resume state, rewritten atomically after every epoch: the
+ *                       model, the optimizer state, the best-validation copy, the progress
+ *   summary.json        with several seeds: mean and std of every number in metrics.json
+ *                       over the seeds, each seed's run in seed<s>/
+ *
+ * A stage trains the parameters it names (all, the classifier, or name prefixes), with
+ * its own optimizer, schedule, sampler, loss, batch-norm mode and epochs, and ends by
+ * selecting the epoch with the best validation top-1 (or the last one; never the test
+ * set) and evaluating it. Every file is written atomically; a killed run continues with
+ * resume = 1 and ends with the same bytes as an uninterrupted one, for the same seed and
+ * thread count. Randomness: initialization draws from (seed, LT_STREAM_INIT), the epoch
+ * order from a sampler seeded by (seed, stage) and augmentation from (seed, stage) on
+ * LT_STREAM_AUGMENT; the long-tailed subset is fixed by [data] data_seed, shared by all
+ * training seeds (the published protocol).
+ *
+ * Ownership. lt_recipe owns its parsed config and every string its fields point to;
+ * lt_recipe_free releases them. lt_train_outcome owns its arrays (lt_train_outcome_free).
+ * The library prints nothing: progress goes to an optional callback. */
+#ifndef LONGTAIL_TRAIN_H
+#define LONGTAIL_TRAIN_H
+
+#include "checkpoint.h"
+#include "data.h"
+#include "eval.h"
+#include "io.h"
+#include "nn.h"
+#include "optim.h"
+
+#define LT_MAX_STAGES 16
+#define LT_MAX_TRAIN_PREFIXES 16
+
+/* ---------------------------------------------------------------- recipes */
+
+typedef enum lt_loss_kind {
+    LT_LOSS_CE = 0,            /* cross-entropy (optionally class-weighted, label-smoothed) */
+} lt_loss_kind;
+
+typedef enum lt_class_weighting {
+    LT_WEIGHTS_NONE = 0,
+    /* Class-balanced weights (Cui et al. 2019): w_c = (1 - β) / (1 - β^{n_c}), rescaled so
+     * that Σ_c w_c = C. */
+    LT_WEIGHTS_CB = 1,
+} lt_class_weighting;
+
+typedef enum lt_epoch_select {
+    LT_EPOCH_BEST_VAL = 0,     /* the epoch with the highest validation top-1 (first of ties) */
+    LT_EPOCH_LAST = 1,
+} lt_epoch_select;
+
+typedef enum lt_normalize {
+    LT_NORM_DATASET = 0,       /* mean / std of the long-tailed training set, per channel */
+    LT_NORM_NONE = 1,          /* pixel / 255 */
+    LT_NORM_CIFAR = 2,         /* the CIFAR constants (methods.md §1) */
+    LT_NORM_CUSTOM = 3,        /* [data] mean, std */
+} lt_normalize;
+
+typedef struct lt_stage_config {
+    char name[16];                       /* "stage1", ... */
+    int64_t epochs;
+    int64_t batch_size;
+    int drop_last;
+    lt_optim_config optim;
+    lt_schedule schedule;                /* base_lr = lr; total_epochs = epochs */
+    /* Trainable parameters: train_all, or the weights matched by the prefixes (the word
+     * "classifier" in the recipe stands for the model's head, "fc"). */
+    int train_all;
+    int n_train_prefixes;
+    const char *train_prefixes[LT_MAX_TRAIN_PREFIXES];
+    int reinit_classifier;               /* re-draw the head at the start of the stage (cRT) */
+    lt_bn_mode bn;
+    lt_loss_kind loss;
+    lt_class_weighting class_weights;
+    double cb_beta;
+    float label_smoothing;
+    lt_sampler_config sampler;           /* total_epochs = epochs */
+    lt_epoch_select select;
+} lt_stage_config;
+
+typedef struct lt_recipe {
+    char name[128];                      /* file name without folder and .ini: names runs */
+    lt_data_spec data;                   /* strings point into cfg */
+    int32_t crop_pad;                    /* zero padding before the random crop; 0 = none */
+    int hflip;
+    lt_normalize normalize;
+    float mean[LT_DATA_MAX_CHANNELS], std[LT_DATA_MAX_CHANNELS];   /* CUSTOM */
+    int n_mean;
+    int depth;                           /* CIFAR ResNet depth (arch = resnet<depth>) */
+    float width;
+    lt_bias_init bias_init;
+    int n_stages;
+    lt_stage_config stages[LT_MAX_STAGES];
+    lt_group_spec groups;                /* Many / Medium / Few */
+    int64_t eval_batch_size;
+    int topk;
+    uint64_t seed;                       /* [run] seed: the first training seed */
+    int seeds;                           /* [run] seeds: how many (seed, seed+1, ...) */
+    int threads;                         /* [run] threads, resolved (never 0 after parsing) */
+
+    lt_config *cfg;                      /* the resolved config, every key read */
+    char *text;                          /* the file's text (for line numbers) */
+    char **set_keys;                     /* "section.key" given as overrides */
+    int n_set_keys;
+    char **owned;                        /* other strings the fields point to */
+    int n_owned;
+} lt_recipe;
+
+/* Parses a recipe from a file (path) or from text (name starts error messages), applies
+ * the overrides "section.key=value" in order, reads and checks every key, and resolves
+ * [run] threads = 0 to the number of cores. Unknown or duplicate keys, bad values and
+ * inconsistent settings are LT_ERR_CONFIG naming file:line (or --set) and the key. On
+ * error *r is left freed. */
+lt_status lt_recipe_load(lt_recipe *r, const char *path, const char *const *sets, int n_sets);
+lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, const char *const *sets,
+                          int n_sets);
+void lt_recipe_free(lt_recipe *r);   /* NULL is a no-op */
+/* "recipe.ini:12" where section.key was given, "--set" for an override, the recipe's name
+ * when absent. */
+const char *lt_recipe_where(const lt_recipe *r, const char *section, const char *key, char *buf,
+                            size_t n);
+/* The resolved recipe as INI text (free with lt_free). */
+lt_status lt_recipe_to_string(const lt_recipe *r, char **text);
+
+/* Loads the recipe's data (lt_data_load with its [data] settings). */
+lt_status lt_recipe_load_data(const lt_recipe *r, lt_data *d);
+/* The model the recipe describes for images (h, w, c) and C classes. */
+lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w, int64_t c,
+                                       int32_t num_classes);
+/* Evaluation normalization (no crop or flip) and training augmentation; DATASET
+ * normalization uses the training set's statistics. */
+lt_status lt_recipe_augment(const lt_recipe *r, const lt_dataset *train, lt_augment_config *aug);
+
+/* ---------------------------------------------------------------- evaluation */
+
+/* Scores model m on ds (evaluation mode, batches of batch_size, normalization only):
+ * metrics with Many / Medium / Few from the TRAINING counts train_counts[C], plus the
+ * classifier's per-class weight norms. res must be initialized (lt_eval_result_init). */
+lt_status lt_evaluate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, const lt_augment_config *norm,
+                      int64_t batch_size, int topk, const int64_t *train_counts,
+                      const lt_group_spec *groups, lt_eval_result *res);
+
+/* ---------------------------------------------------------------- training */
+
+typedef enum lt_train_event_kind {
+    LT_TRAIN_SEED_BEGIN = 0,   /* a seed's run starts (or resumes) */
+    LT_TRAIN_STAGE_BEGIN,
+    LT_TRAIN_BATCH,            /* every few batches, with running loss / accuracy */
+    LT_TRAIN_EPOCH_END,        /* after the validation pass and the checkpoint */
+    LT_TRAIN_STAGE_END,        /* after the stage's test evaluation */
+    LT_TRAIN_SEED_END,
+} lt_train_event_kind;
+
+typedef struct lt_train_event {
+    lt_train_event_kind kind;
+    const char *run_dir;                 /* this seed's run directory */
+    uint64_t seed;
+    int seed_index, n_seeds;
+    int stage, n_stages;                 /* 1-based stage */
+    const char *stage_name;
+    int64_t epoch, epochs;               /* 1-based epoch within the stage */
+    int64_t batch, batches;              /* batches done in this epoch */
+    double lr, loss, train_acc;          /* running means over the epoch so far */
+    double images_per_s;
+    double elapsed_s;                    /* since lt_train started */
+    double eta_s;                        /* remaining training of the whole call; NaN if unknown */
+    double val_top1;                     /* EPOCH_END; NaN without a validation set */
+    int is_best;                         /* EPOCH_END: the best validation top-1 so far */
+    int64_t selected_epoch;              /* STAGE_END */
+    const lt_eval_result *test, *val;    /* STAGE_END (val NULL without a validation set) */
+} lt_train_event;
+
+typedef void (*lt_train_progress_fn)(const lt_train_event *ev, void *user);
+
+typedef struct lt_train_options {
+    const char *out_dir;                 /* the run directory (required) */
+    int resume;                          /* continue the run in out_dir */
+    int force;                           /* replace longtail's files in an existing out_dir */
+    int64_t stop_after_epochs;           /* > 0: return after this many epochs trained in
+                                          * this call, leaving a resumable run (tests) */
+    lt_train_progress_fn progress;
+    void *progress_user;
+} lt_train_options;
+
+/* Test metrics of one stage of one seed, for tables. */
+typedef struct lt_stage_result {
+    double top1, top5, many, medium, few, balanced_acc, val_top1;
+    int64_t selected_epoch;              /* 1-based */
+} lt_stage_result;
+
+typedef struct lt_train_outcome {
+    int finished;                        /* every stage of every seed is done */
+    int n_seeds, n_stages;
+    uint64_t *seeds;                     /* [n_seeds] */
+    lt_stage_result *results;            /* [n_seeds * n_stages], seed-major */
+    char group_mode[16];                 /* "rank" or "threshold": how Many/Medium/Few were made */
+    int64_t group_size[3];
+} lt_train_outcome;
+
+void lt_train_outcome_free(lt_train_outcome *o);   /* NULL is a no-op */
+
+/* The datasets a run trains and scores on (val may be empty: then the last epoch is
+ * selected). Borrowed for the duration of the call. */
+typedef struct lt_train_data {
+    const lt_dataset *train, *val, *test;
+} lt_train_data;
+
+/* Runs the recipe: every seed of [run] seed/seeds, every stage, in opt->out_dir (seed
+ * runs in out_dir/seed<s>/ when there are several), then summary.json. data NULL: loads
+ * the recipe's data. outcome may be NULL. A run directory that exists and is not empty
+ * is LT_ERR_EXISTS unless opt->force (which removes longtail's own files there and
+ * nothing else) or opt->resume (which needs the same resolved recipe as its config.ini). */
+lt_status lt_train(const lt_recipe *r, const lt_train_data *data, const lt_train_options *opt,
+                   lt_train_outcome *outcome);
+
+/* Reads a run directory's metrics.json files (one seed or seed<s>/ runs) into *outcome. */
+lt_status lt_train_outcome_read(const char *run_dir, lt_train_outcome *outcome);
+
+#endif

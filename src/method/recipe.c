@@ -1,0 +1,624 @@
+/* Recipes: the INI schema of [data], [model], [stageN], [eval] and [run], with defaults
+ * and checks. docs/recipes.md lists every key; keep the two in step.
+ *
+ * Every key is read through the config getters (which mark it used), so an unknown key is
+ * reported by lt_config_check_unused. Values that parse but make no sense (an unknown
+ * optimizer name, a negative learning rate) are reported here with the file:line of the
+ * key, found by scanning the recipe text (overrides are reported as --set). */
+#include "longtail/train.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- locations */
+
+static int trim_eq(const char *s, size_t n, const char *word) {
+    while (n && isspace((unsigned char)*s)) { s++; n--; }
+    while (n && isspace((unsigned char)s[n - 1])) n--;
+    return strlen(word) == n && !memcmp(s, word, n);
+}
+
+/* 1-based line of "key = ..." in [section] of text (0 if absent); key NULL: the
+ * section header's line. */
+static int find_line(const char *text, const char *section, const char *key) {
+    if (!text) return 0;
+    if (!strncmp(text, "\xEF\xBB\xBF", 3)) text += 3;
+    int line = 1, in_sec = 0;
+    for (const char *p = text; *p; line++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        const char *s = p;
+        size_t m = n;
+        while (m && isspace((unsigned char)*s)) { s++; m--; }
+        if (m && *s == '[') {
+            const char *close = memchr(s, ']', m);
+            in_sec = close && trim_eq(s + 1, (size_t)(close - s - 1), section);
+            if (in_sec && !key) return line;
+        } else if (in_sec && key && m && *s != '#' && *s != ';') {
+            const char *eq = memchr(s, '=', m);
+            if (eq && trim_eq(s, (size_t)(eq - s), key)) return line;
+        }
+        if (!nl) break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+const char *lt_recipe_where(const lt_recipe *r, const char *section, const char *key, char *buf, size_t n) {
+    char dotted[160];
+    snprintf(dotted, sizeof dotted, "%s.%s", section, key ? key : "");
+    for (int i = r->n_set_keys - 1; key && i >= 0; i--)
+        if (!strcmp(r->set_keys[i], dotted)) {
+            snprintf(buf, n, "--set");
+            return buf;
+        }
+    int line = find_line(r->text, section, key);
+    const char *name = r->cfg ? lt_config_name(r->cfg) : "recipe";
+    if (line > 0) snprintf(buf, n, "%s:%d", name, line);
+    else if (key) {
+        int sl = find_line(r->text, section, NULL);   /* a missing key: point at its section */
+        if (sl > 0) snprintf(buf, n, "%s:%d", name, sl);
+        else snprintf(buf, n, "%s", name);
+    } else snprintf(buf, n, "%s", name);
+    return buf;
+}
+
+/* LT_ERR_CONFIG "file:line: section.key: <message>". */
+static lt_status bad(const lt_recipe *r, const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static lt_status bad(const lt_recipe *r, const char *section, const char *key, const char *fmt, ...) {
+    char w[300], msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return lt_error(LT_ERR_CONFIG, "%s: %s.%s: %s", lt_recipe_where(r, section, key, w, sizeof w), section, key, msg);
+}
+
+/* ---------------------------------------------------------------- typed reads */
+
+typedef struct reader {
+    lt_recipe *r;
+    lt_status st;   /* first error; later reads do nothing */
+} reader;
+
+static const char *get_str(reader *rd, const char *sec, const char *key, const char *def) {
+    const char *v = def;
+    if (!rd->st) rd->st = lt_config_get_str(rd->r->cfg, sec, key, def, &v);
+    return rd->st ? def : v;
+}
+
+static int64_t get_int(reader *rd, const char *sec, const char *key, int64_t def, int64_t lo, int64_t hi) {
+    int64_t v = def;
+    if (rd->st) return def;
+    rd->st = lt_config_get_int(rd->r->cfg, sec, key, def, &v);
+    if (!rd->st && (v < lo || v > hi)) {
+        if (hi == INT64_MAX) rd->st = bad(rd->r, sec, key, "expected an integer >= %lld, got %lld", (long long)lo, (long long)v);
+        else rd->st = bad(rd->r, sec, key, "expected an integer in [%lld, %lld], got %lld", (long long)lo, (long long)hi,
+                          (long long)v);
+    }
+    return rd->st ? def : v;
+}
+
+/* A number in [lo, hi] (hi_open: [lo, hi)). */
+static double get_num(reader *rd, const char *sec, const char *key, double def, double lo, double hi, int hi_open) {
+    double v = def;
+    if (rd->st) return def;
+    rd->st = lt_config_get_float(rd->r->cfg, sec, key, def, &v);
+    if (!rd->st && (!(v >= lo) || (hi_open ? !(v < hi) : !(v <= hi)))) {
+        if (isinf(hi)) rd->st = bad(rd->r, sec, key, "expected a number >= %g, got %g", lo, v);
+        else rd->st = bad(rd->r, sec, key, "expected a number in [%g, %g%c, got %g", lo, hi, hi_open ? ')' : ']', v);
+    }
+    return rd->st ? def : v;
+}
+
+static int get_bool(reader *rd, const char *sec, const char *key, int def) {
+    int v = def;
+    if (!rd->st) rd->st = lt_config_get_bool(rd->r->cfg, sec, key, def, &v);
+    return rd->st ? def : v;
+}
+
+/* One of names[0..n) (values[k] for names[k]); the message lists them. */
+static int get_enum(reader *rd, const char *sec, const char *key, const char *def, const char *const *names,
+                    const int *values, int n) {
+    const char *v = get_str(rd, sec, key, def);
+    if (rd->st) return values[0];
+    for (int k = 0; k < n; k++)
+        if (!strcmp(v, names[k])) return values[k];
+    char list[400];
+    size_t len = 0;
+    list[0] = '\0';
+    for (int k = 0; k < n && len < sizeof list; k++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k == 0 ? "" : (k == n - 1 ? " or " : ", "), names[k]);
+    rd->st = bad(rd->r, sec, key, "expected %s, got '%s'", list, v);
+    return values[0];
+}
+
+/* ---------------------------------------------------------------- sections */
+
+static void read_data(reader *rd) {
+    lt_recipe *r = rd->r;
+    const char *S = "data";
+    lt_config_has_section(r->cfg, S);
+    lt_data_spec *d = &r->data;
+    memset(d, 0, sizeof *d);
+    lt_longtail_config_default(&d->longtail);
+    static const char *const kinds[] = {"fmnist", "mnist", "cifar10", "cifar100", "folder", "list"};
+    static const int kind_v[] = {LT_DATASET_FMNIST, LT_DATASET_MNIST, LT_DATASET_CIFAR10, LT_DATASET_CIFAR100,
+                                 LT_DATASET_FOLDER, LT_DATASET_LIST};
+    d->kind = (lt_dataset_kind)get_enum(rd, S, "dataset", "fmnist", kinds, kind_v, 6);
+    const char *root = get_str(rd, S, "root", "");
+    d->root = *root ? root : NULL;
+    const char *tl = get_str(rd, S, "train_list", ""), *vl = get_str(rd, S, "test_list", "");
+    d->train_list = *tl ? tl : NULL;
+    d->test_list = *vl ? vl : NULL;
+    int64_t size = get_int(rd, S, "image_size", 32, 1, 4096);
+    int64_t ch = get_int(rd, S, "channels", 3, 1, 3);
+    if (!rd->st && ch == 2) rd->st = bad(r, S, "channels", "expected 1 (gray) or 3 (RGB), got 2");
+    d->image = (lt_image_options){size, size, ch};
+    int folder_like = d->kind == LT_DATASET_FOLDER || d->kind == LT_DATASET_LIST;
+    static const char *const profiles[] = {"exp", "step", "none"};
+    static const int profile_v[] = {LT_PROFILE_EXP, LT_PROFILE_STEP, LT_PROFILE_NONE};
+    d->longtail.profile = (lt_profile)get_enum(rd, S, "profile", folder_like ? "none" : "exp", profiles, profile_v, 3);
+    d->longtail.imbalance_factor = get_num(rd, S, "imbalance", 100.0, 1.0, INFINITY, 0);
+    d->longtail.n_max = get_int(rd, S, "n_max", 0, 0, INT64_MAX);
+    d->longtail.val_per_class = get_int(rd, S, "val_per_class", 20, 0, INT64_MAX);
+    static const char *const sels[] = {"shuffle", "first"};
+    static const int sel_v[] = {LT_SELECT_SHUFFLE, LT_SELECT_FIRST};
+    d->longtail.selection = (lt_selection)get_enum(rd, S, "selection", "shuffle", sels, sel_v, 2);
+    static const char *const orders[] = {"label", "counts"};
+    static const int order_v[] = {LT_ORDER_LABEL, LT_ORDER_COUNTS};
+    d->longtail.class_order = (lt_class_order)get_enum(rd, S, "class_order", "label", orders, order_v, 2);
+    d->longtail.seed = (uint64_t)get_int(rd, S, "data_seed", 0, 0, INT64_MAX);
+
+    r->crop_pad = (int32_t)get_int(rd, S, "crop_pad", 0, 0, 64);
+    r->hflip = get_bool(rd, S, "hflip", 0);
+    static const char *const norms[] = {"dataset", "none", "cifar", "custom"};
+    static const int norm_v[] = {LT_NORM_DATASET, LT_NORM_NONE, LT_NORM_CIFAR, LT_NORM_CUSTOM};
+    r->normalize = (lt_normalize)get_enum(rd, S, "normalize", "dataset", norms, norm_v, 4);
+    double mean[LT_DATA_MAX_CHANNELS], std[LT_DATA_MAX_CHANNELS];
+    int64_t nm = 0, ns = 0;
+    if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "mean", mean, LT_DATA_MAX_CHANNELS, &nm);
+    if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "std", std, LT_DATA_MAX_CHANNELS, &ns);
+    if (rd->st) return;
+    if (r->normalize == LT_NORM_CUSTOM) {
+        if (nm == 0 || nm != ns) {
+            rd->st = bad(r, S, nm == 0 ? "mean" : "std",
+                         "normalize = custom needs mean and std lists of the same length (one per channel)");
+            return;
+        }
+        for (int64_t k = 0; k < ns; k++)
+            if (!(std[k] > 0)) {
+                rd->st = bad(r, S, "std", "item %lld: expected a number > 0, got %g", (long long)k + 1, std[k]);
+                return;
+            }
+        for (int64_t k = 0; k < nm; k++) {
+            r->mean[k] = (float)mean[k];
+            r->std[k] = (float)std[k];
+        }
+        r->n_mean = (int)nm;
+    } else if (nm || ns) {
+        rd->st = bad(r, S, nm ? "mean" : "std", "only used with normalize = custom (normalize is '%s')", norms[r->normalize]);
+    }
+    if (!rd->st && d->kind == LT_DATASET_LIST && !d->train_list)
+        rd->st = bad(r, S, "train_list", "dataset = list needs a train_list file");
+}
+
+static void read_model(reader *rd) {
+    lt_recipe *r = rd->r;
+    const char *S = "model";
+    lt_config_has_section(r->cfg, S);
+    const char *arch = get_str(rd, S, "arch", "resnet32");
+    if (rd->st) return;
+    int depth = 0;
+    char tail = 0;
+    if (sscanf(arch, "resnet%d%c", &depth, &tail) != 1 || depth < 8 || depth > 1000 || (depth - 2) % 6 != 0) {
+        rd->st = bad(r, S, "arch", "expected a CIFAR ResNet resnet<6n+2> (resnet8, resnet20, resnet32, resnet44, resnet56), got '%s'",
+                     arch);
+        return;
+    }
+    r->depth = depth;
+    r->width = (float)get_num(rd, S, "width", 1.0, 1.0 / 16.0, 64.0, 0);
+    static const char *const bi[] = {"torch", "zero"};
+    static const int bi_v[] = {LT_BIAS_INIT_TORCH, LT_BIAS_INIT_ZERO};
+    r->bias_init = (lt_bias_init)get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
+}
+
+/* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
+static void read_train(reader *rd, const char *S, lt_stage_config *st) {
+    lt_recipe *r = rd->r;
+    const char *v = get_str(rd, S, "train", "all");
+    if (rd->st) return;
+    st->train_all = 0;
+    st->n_train_prefixes = 0;
+    if (trim_eq(v, strlen(v), "all")) {
+        st->train_all = 1;
+        return;
+    }
+    const char *p = v;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n && isspace((unsigned char)*p)) { p++; n--; }
+        while (n && isspace((unsigned char)p[n - 1])) n--;
+        if (n == 0) {
+            rd->st = bad(r, S, "train", "expected all, classifier or a comma-separated list of parameter name prefixes, got '%s'", v);
+            return;
+        }
+        if (st->n_train_prefixes == LT_MAX_TRAIN_PREFIXES) {
+            rd->st = bad(r, S, "train", "more than %d prefixes", LT_MAX_TRAIN_PREFIXES);
+            return;
+        }
+        const char *item;
+        if (n == 10 && !memcmp(p, "classifier", 10)) item = "fc";
+        else if (n == 3 && !memcmp(p, "all", 3)) {
+            rd->st = bad(r, S, "train", "'all' cannot be combined with prefixes");
+            return;
+        } else {
+            char *s = lt_malloc(n + 1);
+            char **grown = lt_realloc(r->owned, (size_t)(r->n_owned + 1) * sizeof *grown);
+            if (grown) r->owned = grown;
+            if (!s || !grown) {
+                lt_free(s);
+                rd->st = lt_error(LT_ERR_NOMEM, "recipe: out of memory");
+                return;
+            }
+            memcpy(s, p, n);
+            s[n] = '\0';
+            r->owned[r->n_owned++] = s;
+            item = s;
+        }
+        st->train_prefixes[st->n_train_prefixes++] = item;
+        if (!comma) break;
+        p = comma + 1;
+    }
+}
+
+static void read_stage(reader *rd, int k, lt_stage_config *st) {
+    lt_recipe *r = rd->r;
+    memset(st, 0, sizeof *st);
+    snprintf(st->name, sizeof st->name, "stage%d", k + 1);
+    const char *S = st->name;
+    if (!rd->st && !lt_config_has(r->cfg, S, "epochs")) {
+        char w[300];
+        rd->st = lt_error(LT_ERR_CONFIG, "%s: [%s] needs an epochs = N key", lt_recipe_where(r, S, NULL, w, sizeof w), S);
+        return;
+    }
+    st->epochs = get_int(rd, S, "epochs", 1, 1, 1000000);
+    st->batch_size = get_int(rd, S, "batch_size", 128, 1, 1 << 20);
+    st->drop_last = get_bool(rd, S, "drop_last", 0);
+
+    static const char *const opts[] = {"sgd", "adam", "adamw"};
+    static const int opt_v[] = {LT_OPTIM_SGD, LT_OPTIM_ADAM, LT_OPTIM_ADAMW};
+    lt_optim_kind ok = (lt_optim_kind)get_enum(rd, S, "optimizer", "sgd", opts, opt_v, 3);
+    double lr = get_num(rd, S, "lr", 0.1, 0.0, INFINITY, 0);
+    double wd = get_num(rd, S, "weight_decay", ok == LT_OPTIM_ADAMW ? 0.01 : 5e-4, 0.0, INFINITY, 0);
+    if (ok == LT_OPTIM_SGD) {
+        double mom = get_num(rd, S, "momentum", 0.9, 0.0, 1.0, 1);
+        int nesterov = get_bool(rd, S, "nesterov", 0);
+        if (!rd->st && nesterov && mom == 0.0) rd->st = bad(r, S, "nesterov", "Nesterov momentum needs momentum > 0");
+        st->optim = lt_optim_config_sgd((float)mom, (float)wd, nesterov);
+    } else {
+        st->optim = ok == LT_OPTIM_ADAM ? lt_optim_config_adam((float)wd) : lt_optim_config_adamw((float)wd);
+        st->optim.beta1 = (float)get_num(rd, S, "beta1", 0.9, 0.0, 1.0, 1);
+        st->optim.beta2 = (float)get_num(rd, S, "beta2", 0.999, 0.0, 1.0, 1);
+        st->optim.eps = (float)get_num(rd, S, "eps", 1e-8, 0.0, INFINITY, 0);
+    }
+
+    lt_schedule *sc = &st->schedule;
+    static const char *const scheds[] = {"cosine", "step", "constant"};
+    static const int sched_v[] = {LT_SCHED_COSINE, LT_SCHED_STEP, LT_SCHED_CONSTANT};
+    sc->kind = (lt_sched_kind)get_enum(rd, S, "schedule", "cosine", scheds, sched_v, 3);
+    sc->base_lr = (float)lr;
+    sc->total_epochs = (int)st->epochs;
+    sc->warmup_epochs = (int)get_int(rd, S, "warmup_epochs", 0, 0, st->epochs);
+    static const char *const anneal[] = {"epoch", "iter"};
+    static const int anneal_v[] = {0, 1};
+    sc->per_iter = get_enum(rd, S, "anneal", "epoch", anneal, anneal_v, 2);
+    int64_t ms[LT_SCHED_MAX_MILESTONES], nms = 0;
+    double fs[LT_SCHED_MAX_MILESTONES];
+    int64_t nfs = 0;
+    if (!rd->st) rd->st = lt_config_get_int_list(r->cfg, S, "milestones", ms, LT_SCHED_MAX_MILESTONES, &nms);
+    if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "factors", fs, LT_SCHED_MAX_MILESTONES, &nfs);
+    if (rd->st) return;
+    if (sc->kind == LT_SCHED_STEP) {
+        if (nms == 0) { rd->st = bad(r, S, "milestones", "schedule = step needs milestones (epochs, e.g. 160, 180)"); return; }
+        if (nfs != nms) {
+            rd->st = bad(r, S, "factors", "expected %lld factors (one per milestone, cumulative: 0.01, 0.0001), got %lld",
+                         (long long)nms, (long long)nfs);
+            return;
+        }
+        for (int64_t j = 0; j < nms; j++) {
+            if (ms[j] < 1 || ms[j] >= st->epochs || (j && ms[j] <= ms[j - 1])) {
+                rd->st = bad(r, S, "milestones", "expected strictly increasing epochs in [1, %lld), got item %lld = %lld",
+                             (long long)st->epochs, (long long)j + 1, (long long)ms[j]);
+                return;
+            }
+            if (!(fs[j] >= 0)) {
+                rd->st = bad(r, S, "factors", "item %lld: expected a number >= 0, got %g", (long long)j + 1, fs[j]);
+                return;
+            }
+            sc->milestones[j] = (int)ms[j];
+            sc->factors[j] = (float)fs[j];
+        }
+        sc->n_milestones = (int)nms;
+    } else if (nms || nfs) {
+        rd->st = bad(r, S, nms ? "milestones" : "factors", "only used with schedule = step (schedule is '%s')",
+                     scheds[sc->kind == LT_SCHED_COSINE ? 0 : 2]);
+        return;
+    }
+    if (lt_schedule_check(sc) != LT_OK) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", lt_last_error());
+        rd->st = bad(r, S, "schedule", "%s", msg);
+        return;
+    }
+
+    read_train(rd, S, st);
+    st->reinit_classifier = get_bool(rd, S, "reinit_classifier", 0);
+    static const char *const bns[] = {"train", "frozen", "stats_only"};
+    static const int bn_v[] = {LT_BN_TRAIN, LT_BN_FROZEN, LT_BN_STATS_ONLY};
+    st->bn = (lt_bn_mode)get_enum(rd, S, "bn", "train", bns, bn_v, 3);
+
+    static const char *const losses[] = {"ce"};
+    static const int loss_v[] = {LT_LOSS_CE};
+    st->loss = (lt_loss_kind)get_enum(rd, S, "loss", "ce", losses, loss_v, 1);
+    static const char *const cws[] = {"none", "cb"};
+    static const int cw_v[] = {LT_WEIGHTS_NONE, LT_WEIGHTS_CB};
+    st->class_weights = (lt_class_weighting)get_enum(rd, S, "class_weights", "none", cws, cw_v, 2);
+    st->cb_beta = get_num(rd, S, "cb_beta", 0.9999, 0.0, 1.0, 1);
+    st->label_smoothing = (float)get_num(rd, S, "label_smoothing", 0.0, 0.0, 1.0, 1);
+
+    lt_sampler_config_default(&st->sampler);
+    static const char *const samplers[] = {"instance", "class_aware", "class_balanced", "sqrt", "qpower", "reversed",
+                                           "progressive"};
+    static const int sampler_v[] = {0, 1, 2, 3, 4, 5, 6};
+    int sk = get_enum(rd, S, "sampler", "instance", samplers, sampler_v, 7);
+    double q = get_num(rd, S, "q", 0.5, -16.0, 16.0, 0);
+    int64_t kpc = get_int(rd, S, "images_per_class", 4, 1, 1 << 20);
+    if (rd->st) return;
+    if (lt_config_has(r->cfg, S, "q") && sk != 4) {
+        rd->st = bad(r, S, "q", "only used with sampler = qpower (sampler is '%s')", samplers[sk]);
+        return;
+    }
+    if (lt_config_has(r->cfg, S, "images_per_class") && sk != 1) {
+        rd->st = bad(r, S, "images_per_class", "only used with sampler = class_aware (sampler is '%s')", samplers[sk]);
+        return;
+    }
+    switch (sk) {
+    case 0: st->sampler.kind = LT_SAMPLER_INSTANCE; break;
+    case 1: st->sampler.kind = LT_SAMPLER_CLASS_AWARE; st->sampler.k = kpc; break;
+    case 2: st->sampler.kind = LT_SAMPLER_QPOWER; st->sampler.q = 0.0; break;
+    case 3: st->sampler.kind = LT_SAMPLER_QPOWER; st->sampler.q = 0.5; break;
+    case 4: st->sampler.kind = LT_SAMPLER_QPOWER; st->sampler.q = q; break;
+    case 5: st->sampler.kind = LT_SAMPLER_REVERSED; break;
+    case 6: st->sampler.kind = LT_SAMPLER_PROGRESSIVE; break;
+    }
+    st->sampler.total_epochs = st->epochs;
+
+    static const char *const sels[] = {"best_val", "last"};
+    static const int sel_v[] = {LT_EPOCH_BEST_VAL, LT_EPOCH_LAST};
+    st->select = (lt_epoch_select)get_enum(rd, S, "select", "best_val", sels, sel_v, 2);
+}
+
+static void read_eval(reader *rd) {
+    lt_recipe *r = rd->r;
+    const char *S = "eval";
+    lt_config_has_section(r->cfg, S);
+    static const char *const gs[] = {"auto", "count", "threshold", "rank"};
+    static const int g_v[] = {LT_GROUP_BY_AUTO, LT_GROUP_BY_THRESHOLD, LT_GROUP_BY_THRESHOLD, LT_GROUP_BY_RANK};
+    r->groups = lt_group_spec_default();
+    r->groups.mode = (lt_group_mode)get_enum(rd, S, "groups", "auto", gs, g_v, 4);
+    r->groups.many_above = get_int(rd, S, "many_threshold", 100, 0, INT64_MAX);
+    r->groups.few_below = get_int(rd, S, "few_threshold", 20, 0, INT64_MAX);
+    if (!rd->st && r->groups.few_below > r->groups.many_above + 1)
+        rd->st = bad(r, S, "few_threshold", "few (< %lld) and many (> %lld) overlap", (long long)r->groups.few_below,
+                     (long long)r->groups.many_above);
+    r->eval_batch_size = get_int(rd, S, "batch_size", 256, 1, 1 << 20);
+    r->topk = (int)get_int(rd, S, "topk", 5, 1, 1000);
+}
+
+static void read_run(reader *rd) {
+    lt_recipe *r = rd->r;
+    const char *S = "run";
+    lt_config_has_section(r->cfg, S);
+    r->seed = (uint64_t)get_int(rd, S, "seed", 0, 0, INT64_MAX / 2);
+    r->seeds = (int)get_int(rd, S, "seeds", 1, 1, 1000);
+    r->threads = (int)get_int(rd, S, "threads", 0, 0, 4096);
+    const char *nm = get_str(rd, S, "name", r->name);
+    if (rd->st) return;
+    int ok = *nm && strlen(nm) < sizeof r->name;
+    for (const char *c = nm; *c && ok; c++) ok = isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.';
+    if (!ok) {
+        rd->st = bad(r, S, "name", "expected a name of letters, digits, '-', '_' and '.' (it names run folders), got '%s'", nm);
+        return;
+    }
+    if (nm != r->name) snprintf(r->name, sizeof r->name, "%s", nm);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+void lt_recipe_free(lt_recipe *r) {
+    if (!r) return;
+    lt_config_free(r->cfg);
+    lt_free(r->text);
+    for (int i = 0; i < r->n_set_keys; i++) lt_free(r->set_keys[i]);
+    lt_free(r->set_keys);
+    for (int i = 0; i < r->n_owned; i++) lt_free(r->owned[i]);
+    lt_free(r->owned);
+    memset(r, 0, sizeof *r);
+}
+
+static void recipe_name(lt_recipe *r, const char *name) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    snprintf(r->name, sizeof r->name, "%s", base);
+    size_t n = strlen(r->name);
+    if (n > 4 && !strcmp(r->name + n - 4, ".ini")) r->name[n - 4] = '\0';
+    for (char *c = r->name; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.')) *c = '_';
+    if (!r->name[0]) snprintf(r->name, sizeof r->name, "recipe");
+}
+
+lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, const char *const *sets, int n_sets) {
+    memset(r, 0, sizeof *r);
+    if (!name) name = "recipe";
+    recipe_name(r, name);
+    r->text = lt_strdup(text);
+    if (!r->text) return lt_error(LT_ERR_NOMEM, "%s: out of memory", name);
+    lt_status s = lt_config_parse_string(text, name, &r->cfg);
+    if (s) {
+        lt_recipe_free(r);
+        return s;
+    }
+    /* Overrides: remembered by key so messages can say --set. */
+    for (int i = 0; i < n_sets; i++) {
+        s = lt_config_set_arg(r->cfg, sets[i]);
+        if (s) {
+            lt_recipe_free(r);
+            return s;
+        }
+        const char *eq = strchr(sets[i], '=');
+        size_t kn = eq ? (size_t)(eq - sets[i]) : strlen(sets[i]);
+        while (kn && isspace((unsigned char)sets[i][kn - 1])) kn--;
+        char **grown = lt_realloc(r->set_keys, (size_t)(r->n_set_keys + 1) * sizeof *grown);
+        char *k = lt_malloc(kn + 1);
+        if (!grown || !k) {
+            if (grown) r->set_keys = grown;
+            lt_free(k);
+            lt_recipe_free(r);
+            return lt_error(LT_ERR_NOMEM, "%s: out of memory", name);
+        }
+        memcpy(k, sets[i], kn);
+        k[kn] = '\0';
+        r->set_keys = grown;
+        r->set_keys[r->n_set_keys++] = k;
+    }
+
+    reader rd = {r, LT_OK};
+    read_data(&rd);
+    read_model(&rd);
+    /* Stages: [stage1], [stage2], ... without gaps. */
+    int n_stages = 0;
+    while (!rd.st && n_stages < LT_MAX_STAGES) {
+        char sec[16];
+        snprintf(sec, sizeof sec, "stage%d", n_stages + 1);
+        if (!lt_config_has_section(r->cfg, sec)) break;
+        read_stage(&rd, n_stages, &r->stages[n_stages]);
+        n_stages++;
+    }
+    r->n_stages = n_stages;
+    read_eval(&rd);
+    read_run(&rd);
+    s = rd.st;
+    if (!s) {
+        for (int64_t i = 0; i < lt_config_section_count(r->cfg); i++) {
+            const char *sec = lt_config_section_name(r->cfg, i);
+            int num = 0;
+            char tail = 0;
+            if (sscanf(sec, "stage%d%c", &num, &tail) == 1 && num > n_stages) {
+                char w[300];
+                if (num > LT_MAX_STAGES)
+                    s = lt_error(LT_ERR_CONFIG, "%s: [%s]: at most %d stages", lt_recipe_where(r, sec, NULL, w, sizeof w),
+                                 sec, LT_MAX_STAGES);
+                else
+                    s = lt_error(LT_ERR_CONFIG, "%s: [%s] without [stage%d] (stages are numbered 1, 2, ... without gaps)",
+                                 lt_recipe_where(r, sec, NULL, w, sizeof w), sec, n_stages + 1);
+                break;
+            }
+        }
+    }
+    if (!s && n_stages == 0)
+        s = lt_error(LT_ERR_CONFIG, "%s: no [stage1] section (a recipe needs at least one stage)", lt_config_name(r->cfg));
+    if (!s) s = lt_config_check_unused(r->cfg);
+    if (!s && !lt_config_has(r->cfg, "run", "name")) {
+        /* The name is recorded so a resumed run (read from config.ini) keeps it. */
+        const char *v;
+        s = lt_config_set(r->cfg, "run.name", r->name);
+        if (!s) s = lt_config_get_str(r->cfg, "run", "name", "", &v);
+    }
+    if (!s && r->threads == 0) {
+        /* Same seed + same thread count => same bytes: record the count actually used. */
+        lt_set_threads(0);
+        r->threads = lt_get_threads();
+        char v[32];
+        snprintf(v, sizeof v, "%d", r->threads);
+        s = lt_config_set(r->cfg, "run.threads", v);
+        if (!s) {
+            int64_t t;
+            s = lt_config_get_int(r->cfg, "run", "threads", 0, &t);   /* mark the new key read */
+        }
+    }
+    if (s) {
+        lt_recipe_free(r);
+        return s;
+    }
+    return LT_OK;
+}
+
+lt_status lt_recipe_load(lt_recipe *r, const char *path, const char *const *sets, int n_sets) {
+    memset(r, 0, sizeof *r);
+    char *text;
+    int64_t n;
+    lt_status s = lt_file_read(path, (int64_t)1 << 20, &text, &n);
+    if (s) return s == LT_ERR_FORMAT ? lt_error(LT_ERR_CONFIG, "%s", lt_last_error()) : s;
+    if ((int64_t)strlen(text) != n) {
+        lt_free(text);
+        return lt_error(LT_ERR_CONFIG, "%s: not a text file (NUL byte)", path);
+    }
+    s = lt_recipe_parse(r, text, path, sets, n_sets);
+    lt_free(text);
+    return s;
+}
+
+lt_status lt_recipe_to_string(const lt_recipe *r, char **text) { return lt_config_to_string(r->cfg, text); }
+
+lt_status lt_recipe_load_data(const lt_recipe *r, lt_data *d) { return lt_data_load(d, &r->data); }
+
+lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w, int64_t c, int32_t num_classes) {
+    lt_model_config m = lt_model_config_resnet(r->depth, (int)c, (int)h, (int)w, num_classes);
+    m.width = r->width;
+    m.fc_bias_init = r->bias_init;
+    return m;
+}
+
+lt_status lt_recipe_augment(const lt_recipe *r, const lt_dataset *train, lt_augment_config *aug) {
+    lt_augment_config_default(aug);
+    aug->pad = r->crop_pad;
+    aug->hflip = r->hflip;
+    int64_t c = train->c;
+    switch (r->normalize) {
+    case LT_NORM_NONE: break;
+    case LT_NORM_CIFAR: {
+        lt_augment_config cifar;
+        lt_augment_config_cifar(&cifar);
+        if (c != 3) return lt_error(LT_ERR_CONFIG, "%s: normalize = cifar needs 3 channels, the images have %lld",
+                                    lt_config_name(r->cfg), (long long)c);
+        memcpy(aug->mean, cifar.mean, sizeof aug->mean);
+        memcpy(aug->std, cifar.std, sizeof aug->std);
+        break;
+    }
+    case LT_NORM_CUSTOM:
+        if (r->n_mean != c) {
+            char w[300];
+            return lt_error(LT_ERR_CONFIG, "%s: data.mean: %d values, the images have %lld channels",
+                            lt_recipe_where(r, "data", "mean", w, sizeof w), r->n_mean, (long long)c);
+        }
+        memcpy(aug->mean, r->mean, sizeof aug->mean);
+        memcpy(aug->std, r->std, sizeof aug->std);
+        break;
+    case LT_NORM_DATASET: {
+        if (train->n < 1) return lt_error(LT_ERR_ARG, "normalize = dataset: the training set is empty");
+        lt_status s = lt_dataset_channel_stats(train, aug->mean, aug->std);
+        if (s) return s;
+        for (int64_t k = 0; k < c; k++)
+            if (!(aug->std[k] > 0)) aug->std[k] = 1.0f;   /* a constant channel: only centre it */
+        break;
+    }
+    }
+    return LT_OK;
+}

@@ -1,0 +1,831 @@
+/* The training loop of one seed: stages, epochs, steps, validation, best-epoch selection,
+ * stage evaluation, checkpoints and resume.
+ *
+ * Resume state (last.safetensors, rewritten atomically after every epoch and at every
+ * stage end) holds everything the rest of the run depends on: the model (weights, BN
+ * statistics, num_batches_tracked), the optimizer's buffers and step counts, the
+ * best-validation copy of the model, and under metadata "progress" the position (stage,
+ * epochs done, whether the stage's end was done), the best-validation bookkeeping and the
+ * length of log.jsonl. The data order and augmentation of an epoch are functions of
+ * (seed, stage, epoch, batch) alone (data.h), so no RNG position needs saving. Resuming
+ * therefore replays exactly what an uninterrupted run does, and ends with the same bytes.
+ *
+ * Where issue-specific methods plug in (kept explicit so a reader finds them):
+ *   stage_loss()        the loss of a batch (CE now; more losses add cases)
+ *   stage_after_step()  constraints applied after each optimizer step (e.g. MaxNorm)
+ *   stage_after_epoch() constraints applied after each epoch
+ *   stage_posthoc()     post-hoc transforms before the stage's final evaluation */
+#include "method_internal.h"
+
+#include "longtail/ops.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double lt_mt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int64_t lt_mt_stage_batches(const lt_stage_config *sc, int64_t n) {
+    int64_t len = sc->sampler.epoch_length > 0 ? sc->sampler.epoch_length : n;
+    return sc->drop_last ? len / sc->batch_size : (len + sc->batch_size - 1) / sc->batch_size;
+}
+
+/* ====================================================================== evaluation */
+
+lt_status lt_evaluate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, const lt_augment_config *norm,
+                      int64_t batch_size, int topk, const int64_t *train_counts, const lt_group_spec *groups,
+                      lt_eval_result *res) {
+    if (ds->n < 1) return lt_error(LT_ERR_ARG, "evaluate: the dataset is empty");
+    if (ds->n_classes != m->cfg.num_classes)
+        return lt_error(LT_ERR_ARG, "evaluate: the dataset has %d classes, the model %d", ds->n_classes,
+                        m->cfg.num_classes);
+    lt_loader_config lc;
+    memset(&lc, 0, sizeof lc);
+    lc.batch_size = batch_size;
+    lc.augment = *norm;
+    lc.augment.pad = 0;
+    lc.augment.hflip = 0;
+    lt_loader *ld = NULL;
+    lt_metrics *mt = NULL;
+    lt_status s = lt_loader_init(&ld, ds, NULL, &lc);
+    if (!s) s = lt_loader_start(ld, 0, 0);
+    if (!s) s = lt_metrics_new(m->cfg.num_classes, topk, &mt);
+    int was_training = lt_ctx_training(ctx), had_grad = lt_ctx_grad_enabled(ctx);
+    lt_ctx_set_training(ctx, 0);
+    lt_ctx_set_grad(ctx, 0);
+    while (!s) {
+        lt_batch b;
+        s = lt_loader_next(ld, &b);
+        if (s || b.n == 0) break;
+        lt_ctx_reset(ctx);
+        int64_t shape[4] = {b.n, b.h, b.w, b.c};
+        lt_tensor *x = lt_tensor_wrap(ctx, b.x, 4, shape);
+        lt_tensor *logits = lt_model_forward(ctx, m, x, NULL);
+        if (lt_ctx_status(ctx)) {
+            s = lt_error(lt_ctx_status(ctx), "evaluate: %s", lt_ctx_error(ctx));
+            break;
+        }
+        s = lt_metrics_add_logits(mt, logits->data, b.y, b.n);
+    }
+    lt_ctx_reset(ctx);
+    lt_ctx_set_training(ctx, was_training);
+    lt_ctx_set_grad(ctx, had_grad);
+    if (!s) s = lt_metrics_finalize(mt, train_counts, groups, res);
+    if (!s && m->head.weight)
+        s = lt_eval_result_set_weight_norms(res, m->head.weight->data, m->head.weight->shape[0], m->head.weight->shape[1]);
+    lt_metrics_free(mt);
+    lt_loader_free(ld);
+    return s;
+}
+
+/* ====================================================================== the trainer */
+
+typedef struct progress_state {
+    int stage;               /* 0-based stage in progress (or the last one done) */
+    int64_t epochs_done;     /* epochs of that stage finished */
+    int stage_done;          /* its end (selection, evaluation, stageK file) is done */
+    int64_t best_epoch;      /* 0-based; -1: none yet */
+    double best_val;         /* validation top-1 of best_epoch */
+    int64_t log_bytes;       /* length of log.jsonl at this state */
+} progress_state;
+
+typedef struct trainer {
+    lt_train_call *call;
+    const lt_recipe *r;
+    const lt_train_data *data;
+    const char *dir;
+    uint64_t seed;
+    int seed_index;
+    lt_model model;
+    lt_ctx *ctx;
+    lt_optim optim;
+    int have_optim;
+    lt_snapshot best;
+    lt_augment_config aug;           /* training: crop/flip + normalization */
+    lt_augment_config norm;          /* evaluation: normalization only */
+    int64_t *train_counts;
+    int32_t C;
+    float *class_weight;             /* [C] or unused */
+    progress_state ps;
+    char *stage_json[LT_MAX_STAGES]; /* compact JSON of each finished stage's entry */
+    char path_buf[4096];
+} trainer;
+
+static const char *path_in(trainer *t, const char *name) {
+    snprintf(t->path_buf, sizeof t->path_buf, "%s/%s", t->dir, name);
+    return t->path_buf;
+}
+
+static void emit(trainer *t, lt_train_event *ev) {
+    const lt_train_options *o = t->call->opt;
+    if (!o->progress) return;
+    ev->run_dir = t->dir;
+    ev->seed = t->seed;
+    ev->seed_index = t->seed_index;
+    ev->n_seeds = t->call->n_seeds;
+    ev->n_stages = t->r->n_stages;
+    ev->elapsed_s = lt_mt_now() - t->call->t0;
+    double rate = t->call->units_done > 0 ? t->call->train_s / (double)t->call->units_done : NAN;
+    ev->eta_s = isnan(rate) ? NAN : rate * (double)(t->call->units_left > 0 ? t->call->units_left : 0);
+    o->progress(ev, o->progress_user);
+}
+
+/* ---------------------------------------------------------------- method hooks */
+
+/* The loss of a batch. class weights: NULL or [C]. */
+static lt_tensor *stage_loss(trainer *t, const lt_stage_config *sc, lt_tensor *logits, lt_tensor *features,
+                             const int32_t *labels) {
+    (void)features;
+    const float *w = sc->class_weights == LT_WEIGHTS_NONE ? NULL : t->class_weight;
+    switch (sc->loss) {
+    case LT_LOSS_CE: return lt_cross_entropy(t->ctx, logits, labels, w, sc->label_smoothing, LT_REDUCE_MEAN);
+    }
+    return lt_ctx_fail(t->ctx, LT_ERR_ARG, "%s: unknown loss %d", sc->name, (int)sc->loss);
+}
+
+static lt_status stage_after_step(trainer *t, const lt_stage_config *sc) {
+    (void)t; (void)sc;
+    return LT_OK;
+}
+
+static lt_status stage_after_epoch(trainer *t, const lt_stage_config *sc) {
+    (void)t; (void)sc;
+    return LT_OK;
+}
+
+static lt_status stage_posthoc(trainer *t, const lt_stage_config *sc) {
+    (void)t; (void)sc;
+    return LT_OK;
+}
+
+/* Class-balanced weights (Cui et al. 2019, "Class-Balanced Loss Based on Effective Number
+ * of Samples"): w_c = (1 - β) / (1 - β^{n_c}), normalized so Σ w_c = C; a class with no
+ * training image gets 0. */
+static double cb_raw(int64_t n, double beta) {
+    if (n <= 0) return 0.0;
+    return beta == 0.0 ? 1.0 : (1.0 - beta) / (1.0 - pow(beta, (double)n));
+}
+
+static void class_balanced_weights(const int64_t *counts, int32_t C, double beta, float *w) {
+    double s = 0;
+    for (int32_t c = 0; c < C; c++) s += cb_raw(counts[c], beta);
+    for (int32_t c = 0; c < C; c++) w[c] = s > 0 ? (float)(cb_raw(counts[c], beta) * (double)C / s) : 1.0f;
+}
+
+/* Re-draws the linear head as at model construction (cRT's re-initialized classifier):
+ * Kaiming-normal weight, bias per the recipe, from a stream of its own. */
+static void reinit_classifier(trainer *t, int stage) {
+    lt_rng rng;
+    lt_rng_init(&rng, lt_data_derive_seed(t->seed, 1000 + (uint64_t)stage, 0), LT_STREAM_INIT);
+    lt_tensor *w = t->model.head.weight, *b = t->model.head.bias;
+    double std = sqrt(2.0 / (double)w->shape[1]);
+    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
+    float bound = (float)(1.0 / sqrt((double)w->shape[1]));
+    for (int64_t i = 0; i < b->numel; i++)
+        b->data[i] = t->model.cfg.fc_bias_init == LT_BIAS_INIT_ZERO ? 0.0f : -bound + 2.0f * bound * lt_rng_uniform(&rng);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static lt_status write_progress_json(const trainer *t, int finished, char **out) {
+    lt_jw w;
+    lt_jw_init(&w, 0);
+    lt_jw_begin_object(&w);
+    lt_jw_key(&w, "seed"); lt_jw_int(&w, (int64_t)t->seed);
+    lt_jw_key(&w, "stage"); lt_jw_int(&w, t->ps.stage + 1);
+    lt_jw_key(&w, "epochs_done"); lt_jw_int(&w, t->ps.epochs_done);
+    lt_jw_key(&w, "stage_done"); lt_jw_bool(&w, t->ps.stage_done);
+    lt_jw_key(&w, "best_epoch"); lt_jw_int(&w, t->ps.best_epoch + 1);
+    lt_jw_key(&w, "best_val_top1"); lt_jw_double(&w, t->ps.best_epoch >= 0 ? t->ps.best_val : NAN);
+    lt_jw_key(&w, "log_bytes"); lt_jw_int(&w, t->ps.log_bytes);
+    lt_jw_key(&w, "finished"); lt_jw_bool(&w, finished);
+    lt_jw_end_object(&w);
+    const char *text;
+    int64_t n;
+    lt_status s = lt_jw_finish(&w, &text, &n);
+    if (!s) {
+        *out = lt_strdup(text);
+        if (!*out) s = lt_error(LT_ERR_NOMEM, "out of memory");
+    }
+    lt_jw_free(&w);
+    return s;
+}
+
+/* last.safetensors: the whole state a resumed run needs (see the top of this file). */
+static lt_status save_resume(trainer *t) {
+    int finished = t->ps.stage_done && t->ps.stage == t->r->n_stages - 1;
+    char *progress = NULL;
+    lt_status s = write_progress_json(t, finished, &progress);
+    if (s) return s;
+    lt_ckpt_writer *w;
+    s = lt_ckpt_writer_new(&w);
+    if (s) { lt_free(progress); return s; }
+    lt_ckpt_writer_add_params(w, &t->model.params, "", LT_CKPT_ALL, NULL, NULL, NULL);
+    if (!t->ps.stage_done && t->have_optim) lt_ckpt_writer_add_optim(w, &t->optim);
+    if (!t->ps.stage_done && t->ps.best_epoch >= 0)
+        lt_ckpt_writer_add_params(w, &t->model.params, "best/", LT_CKPT_ALL, t->best.data, t->best.buffers,
+                                  t->best.counters);
+    lt_ckpt_writer_add_meta(w, "format", "longtail-resume-1");
+    lt_ckpt_writer_add_meta(w, "progress", progress);
+    for (int k = 0; k < t->r->n_stages; k++)
+        if (t->stage_json[k]) {
+            char key[48];
+            snprintf(key, sizeof key, "stage_metrics.%d", k + 1);
+            lt_ckpt_writer_add_meta(w, key, t->stage_json[k]);
+        }
+    lt_free(progress);
+    return lt_ckpt_writer_commit(w, path_in(t, "last.safetensors"));
+}
+
+/* Appends one line to log.jsonl and records the new length. */
+static lt_status append_log(trainer *t, const char *line) {
+    const char *path = path_in(t, "log.jsonl");
+    FILE *f = fopen(path, "ab");
+    if (!f) return lt_error(LT_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
+    int ok = fputs(line, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
+    long end = ok ? ftell(f) : -1;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || end < 0) return lt_error(LT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    t->ps.log_bytes = end;
+    return LT_OK;
+}
+
+static void csv_floats(char *buf, size_t n, const float *v, int64_t c) {
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int64_t i = 0; i < c && k < n; i++) k += (size_t)snprintf(buf + k, n - k, i ? ",%.9g" : "%.9g", (double)v[i]);
+}
+
+/* stageK.safetensors: the model with what is needed to rebuild and use it. */
+static lt_status save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch) {
+    char *recipe = NULL;
+    lt_status s = lt_recipe_to_string(t->r, &recipe);
+    if (s) return s;
+    const lt_model_config *mc = &t->model.cfg;
+    char arch[32], depth[16], width[32], ncls[16], h[16], w_[16], c[16], stage[16], sel[24], seed[32], mean[160],
+        std[160];
+    snprintf(arch, sizeof arch, "resnet%d", mc->depth);
+    snprintf(depth, sizeof depth, "%d", mc->depth);
+    snprintf(width, sizeof width, "%.9g", (double)mc->width);
+    snprintf(ncls, sizeof ncls, "%d", mc->num_classes);
+    snprintf(h, sizeof h, "%d", mc->in_height);
+    snprintf(w_, sizeof w_, "%d", mc->in_width);
+    snprintf(c, sizeof c, "%d", mc->in_channels);
+    snprintf(stage, sizeof stage, "%d", k + 1);
+    snprintf(sel, sizeof sel, "%lld", (long long)selected_epoch + 1);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->seed);
+    csv_floats(mean, sizeof mean, t->norm.mean, mc->in_channels);
+    csv_floats(std, sizeof std, t->norm.std, mc->in_channels);
+    const char *meta[] = {"format", "longtail-model-1", "arch", arch, "depth", depth, "width", width,
+                          "num_classes", ncls, "in_height", h, "in_width", w_, "in_channels", c,
+                          "bias_init", mc->fc_bias_init == LT_BIAS_INIT_ZERO ? "zero" : "torch",
+                          "normalize_mean", mean, "normalize_std", std, "stage", stage, "selected_epoch", sel,
+                          "seed", seed, "recipe", recipe, "longtail", LT_VERSION};
+    char name[32];
+    snprintf(name, sizeof name, "stage%d.safetensors", k + 1);
+    s = lt_checkpoint_save(path_in(t, name), &t->model.params, meta, (int64_t)(sizeof meta / sizeof meta[0]) / 2);
+    lt_free(recipe);
+    return s;
+}
+
+/* metrics.json from the finished stages' entries. */
+static lt_status write_metrics(trainer *t) {
+    const lt_dataset *tr = t->data->train;
+    lt_jw w;
+    lt_jw_init(&w, 2);
+    lt_jw_begin_object(&w);
+    lt_jw_key(&w, "format"); lt_jw_string(&w, "longtail-metrics-1");
+    lt_jw_key(&w, "recipe"); lt_jw_string(&w, t->r->name);
+    lt_jw_key(&w, "seed"); lt_jw_int(&w, (int64_t)t->seed);
+    lt_jw_key(&w, "threads"); lt_jw_int(&w, t->r->threads);
+    lt_jw_key(&w, "dataset"); lt_jw_string(&w, lt_dataset_kind_name(t->r->data.kind));
+    lt_jw_key(&w, "class_names");
+    lt_jw_begin_array(&w);
+    for (int32_t c = 0; c < t->C; c++) lt_jw_string(&w, tr->class_names ? tr->class_names[c] : "");
+    lt_jw_end_array(&w);
+    lt_jw_key(&w, "train_counts");
+    lt_jw_begin_array(&w);
+    for (int32_t c = 0; c < t->C; c++) lt_jw_int(&w, t->train_counts[c]);
+    lt_jw_end_array(&w);
+    lt_jw_key(&w, "num_params"); lt_jw_int(&w, lt_model_num_params(&t->model));
+    int n_done = 0;
+    for (int k = 0; k < t->r->n_stages; k++) n_done += t->stage_json[k] != NULL;
+    lt_jw_key(&w, "finished"); lt_jw_bool(&w, n_done == t->r->n_stages);
+    lt_jw_key(&w, "stages");
+    lt_jw_begin_array(&w);
+    lt_status s = LT_OK;
+    for (int k = 0; k < t->r->n_stages && !s; k++) {
+        if (!t->stage_json[k]) continue;
+        lt_json *j;
+        s = lt_json_parse(t->stage_json[k], (int64_t)strlen(t->stage_json[k]), "stage metrics", &j);
+        if (s) break;
+        lt_mt_json_write(&w, j);
+        lt_json_free(j);
+    }
+    lt_jw_end_array(&w);
+    lt_jw_end_object(&w);
+    const char *text;
+    int64_t n;
+    if (!s) s = lt_jw_finish(&w, &text, &n);
+    if (!s) {
+        char *buf = lt_malloc((size_t)n + 1);
+        if (!buf) s = lt_error(LT_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(buf, text, (size_t)n);
+            buf[n] = '\n';
+            s = lt_file_write_atomic(path_in(t, "metrics.json"), buf, n + 1);
+            lt_free(buf);
+        }
+    }
+    lt_jw_free(&w);
+    return s;
+}
+
+/* ---------------------------------------------------------------- resume */
+
+static lt_status read_resume(trainer *t, lt_safetensors **out) {
+    const char *path = path_in(t, "last.safetensors");
+    lt_safetensors *st;
+    lt_status s = lt_safetensors_load(path, &st);
+    if (s) return s;
+    const char *fmt = lt_safetensors_metadata(st, "format"), *prog = lt_safetensors_metadata(st, "progress");
+    if (!fmt || strcmp(fmt, "longtail-resume-1") != 0 || !prog) {
+        lt_safetensors_free(st);
+        return lt_error(LT_ERR_FORMAT, "%s: not a longtail resume file (metadata format '%s')", path, fmt ? fmt : "");
+    }
+    lt_json *j;
+    s = lt_json_parse(prog, (int64_t)strlen(prog), path, &j);
+    if (s) { lt_safetensors_free(st); return s; }
+    double seed = lt_json_number(lt_json_get(j, "seed"), -1), stage = lt_json_number(lt_json_get(j, "stage"), 0);
+    double ed = lt_json_number(lt_json_get(j, "epochs_done"), -1), be = lt_json_number(lt_json_get(j, "best_epoch"), -1);
+    double lb = lt_json_number(lt_json_get(j, "log_bytes"), -1);
+    const lt_json *sd = lt_json_get(j, "stage_done");
+    t->ps.best_val = lt_json_number(lt_json_get(j, "best_val_top1"), NAN);
+    lt_json_free(j);
+    if (seed != (double)t->seed || !(stage >= 1 && stage <= t->r->n_stages) || !sd || sd->type != LT_JSON_BOOL ||
+        !(ed >= 0) || !(lb >= 0) || !(be >= 0)) {
+        lt_safetensors_free(st);
+        return lt_error(LT_ERR_FORMAT, "%s: progress %s does not fit this run (seed %llu, %d stages)", path, prog,
+                        (unsigned long long)t->seed, t->r->n_stages);
+    }
+    t->ps.stage = (int)stage - 1;
+    t->ps.epochs_done = (int64_t)ed;
+    t->ps.stage_done = sd->boolean;
+    t->ps.best_epoch = (int64_t)be - 1;
+    t->ps.log_bytes = (int64_t)lb;
+    if (t->ps.epochs_done > t->r->stages[t->ps.stage].epochs) {
+        lt_safetensors_free(st);
+        return lt_error(LT_ERR_FORMAT, "%s: %lld epochs done in stage %d, the recipe has %lld", path,
+                        (long long)t->ps.epochs_done, t->ps.stage + 1, (long long)t->r->stages[t->ps.stage].epochs);
+    }
+    for (int k = 0; k < t->r->n_stages; k++) {
+        char key[48];
+        snprintf(key, sizeof key, "stage_metrics.%d", k + 1);
+        const char *m = lt_safetensors_metadata(st, key);
+        if (m && (k < t->ps.stage || (k == t->ps.stage && t->ps.stage_done))) {
+            t->stage_json[k] = lt_strdup(m);
+            if (!t->stage_json[k]) { lt_safetensors_free(st); return lt_error(LT_ERR_NOMEM, "out of memory"); }
+        }
+    }
+    s = lt_ckpt_read_params(st, &t->model.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
+    if (!s && !t->ps.stage_done && t->ps.best_epoch >= 0)
+        s = lt_ckpt_read_params(st, &t->model.params, "best/", LT_CKPT_ALL, 0, t->best.data, t->best.buffers,
+                                t->best.counters);
+    if (s) { lt_safetensors_free(st); return s; }
+    /* log.jsonl back to what it held at this state (a kill may have left a later line). */
+    const char *log = path_in(t, "log.jsonl");
+    if (truncate(log, (off_t)t->ps.log_bytes) != 0 && errno != ENOENT) {
+        lt_safetensors_free(st);
+        return lt_error(LT_ERR_IO, "%s: cannot truncate to %lld bytes: %s", log, (long long)t->ps.log_bytes,
+                        strerror(errno));
+    }
+    *out = st;
+    return LT_OK;
+}
+
+/* ---------------------------------------------------------------- one stage */
+
+static void json_eval_entry(lt_jw *w, const lt_eval_result *r) {
+    lt_jw_begin_object(w);
+    lt_eval_result_write_json(r, w);
+    lt_jw_end_object(w);
+}
+
+/* Stage end: select the epoch, evaluate on validation and test, write stageK and
+ * metrics.json, then the resume state. */
+static lt_status finish_stage(trainer *t, int k) {
+    const lt_recipe *r = t->r;
+    const lt_stage_config *sc = &r->stages[k];
+    int use_best = sc->select == LT_EPOCH_BEST_VAL && t->ps.best_epoch >= 0;
+    if (use_best) lt_snapshot_restore(&t->best, &t->model.params);
+    int64_t selected = use_best ? t->ps.best_epoch : sc->epochs - 1;
+    lt_status s = stage_posthoc(t, sc);
+    if (s) return s;
+
+    lt_eval_result val, test;
+    lt_eval_result_init(&val);
+    lt_eval_result_init(&test);
+    int has_val = t->data->val && t->data->val->n > 0, has_test = t->data->test && t->data->test->n > 0;
+    if (has_val)
+        s = lt_evaluate(t->ctx, &t->model, t->data->val, &t->norm, r->eval_batch_size, r->topk, t->train_counts,
+                        &r->groups, &val);
+    if (!s && has_test)
+        s = lt_evaluate(t->ctx, &t->model, t->data->test, &t->norm, r->eval_batch_size, r->topk, t->train_counts,
+                        &r->groups, &test);
+    if (!s) s = save_stage_checkpoint(t, k, selected);
+    if (!s) {
+        lt_jw w;
+        lt_jw_init(&w, 0);
+        lt_jw_begin_object(&w);
+        lt_jw_key(&w, "stage"); lt_jw_int(&w, k + 1);
+        lt_jw_key(&w, "name"); lt_jw_string(&w, sc->name);
+        lt_jw_key(&w, "epochs"); lt_jw_int(&w, sc->epochs);
+        lt_jw_key(&w, "select");
+        lt_jw_string(&w, sc->select == LT_EPOCH_LAST ? "last" : (use_best ? "best_val" : "last (no validation set)"));
+        lt_jw_key(&w, "selected_epoch"); lt_jw_int(&w, selected + 1);
+        lt_jw_key(&w, "best_val_top1"); lt_jw_double(&w, t->ps.best_epoch >= 0 ? t->ps.best_val : NAN);
+        lt_jw_key(&w, "trainable_params"); lt_jw_int(&w, lt_params_numel_trainable(&t->model.params));
+        lt_jw_key(&w, "split"); lt_jw_string(&w, has_test ? "test" : "none");
+        if (has_test) lt_eval_result_write_json(&test, &w);
+        lt_jw_key(&w, "val");
+        if (has_val) json_eval_entry(&w, &val);
+        else lt_jw_null(&w);
+        lt_jw_end_object(&w);
+        const char *text;
+        int64_t n;
+        s = lt_jw_finish(&w, &text, &n);
+        if (!s) {
+            lt_free(t->stage_json[k]);
+            t->stage_json[k] = lt_strdup(text);
+            if (!t->stage_json[k]) s = lt_error(LT_ERR_NOMEM, "out of memory");
+        }
+        lt_jw_free(&w);
+    }
+    if (!s) s = write_metrics(t);
+    if (!s) {
+        t->ps.stage_done = 1;
+        s = save_resume(t);
+    }
+    if (!s) {
+        lt_train_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = LT_TRAIN_STAGE_END;
+        ev.stage = k + 1;
+        ev.stage_name = sc->name;
+        ev.epoch = ev.epochs = sc->epochs;
+        ev.selected_epoch = selected + 1;
+        ev.val_top1 = t->ps.best_epoch >= 0 ? t->ps.best_val : NAN;
+        ev.test = has_test ? &test : NULL;
+        ev.val = has_val ? &val : NULL;
+        emit(t, &ev);
+    }
+    lt_eval_result_free(&val);
+    lt_eval_result_free(&test);
+    return s;
+}
+
+static lt_status log_epoch(trainer *t, const lt_stage_config *sc, int k, int64_t e, double lr, double loss,
+                           double acc, double ips, double secs, const lt_eval_result *val) {
+    lt_jw w;
+    lt_jw_init(&w, 0);
+    lt_jw_begin_object(&w);
+    lt_jw_key(&w, "seed"); lt_jw_int(&w, (int64_t)t->seed);
+    lt_jw_key(&w, "stage"); lt_jw_int(&w, k + 1);
+    lt_jw_key(&w, "epoch"); lt_jw_int(&w, e + 1);
+    lt_jw_key(&w, "epochs"); lt_jw_int(&w, sc->epochs);
+    lt_jw_key(&w, "lr"); lt_jw_double(&w, lr);
+    lt_jw_key(&w, "loss"); lt_jw_double(&w, loss);
+    lt_jw_key(&w, "train_acc"); lt_jw_double(&w, acc);
+    if (val) {
+        lt_jw_key(&w, "val_top1"); lt_jw_double(&w, val->top1);
+        lt_jw_key(&w, "val_many"); lt_jw_double(&w, lt_eval_many(val));
+        lt_jw_key(&w, "val_medium"); lt_jw_double(&w, lt_eval_medium(val));
+        lt_jw_key(&w, "val_few"); lt_jw_double(&w, lt_eval_few(val));
+        lt_jw_key(&w, "val_nll"); lt_jw_double(&w, val->nll);
+    }
+    lt_jw_key(&w, "images_per_s"); lt_jw_double(&w, ips);
+    lt_jw_key(&w, "epoch_s"); lt_jw_double(&w, secs);
+    lt_jw_end_object(&w);
+    const char *text;
+    int64_t n;
+    lt_status s = lt_jw_finish(&w, &text, &n);
+    if (!s) s = append_log(t, text);
+    lt_jw_free(&w);
+    return s;
+}
+
+static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *resume_st) {
+    const lt_recipe *r = t->r;
+    const lt_stage_config *sc = &r->stages[k];
+    lt_params *p = &t->model.params;
+    char w[300];
+    lt_status s;
+
+    /* Which parameters train, the BN mode, the classifier. */
+    if (sc->train_all) s = lt_params_set_trainable(p, "", 1);
+    else s = lt_params_freeze_all_except(p, sc->train_prefixes, sc->n_train_prefixes);
+    if (s) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", lt_last_error());
+        return lt_error(LT_ERR_CONFIG, "%s: %s.train: %s", lt_recipe_where(r, sc->name, "train", w, sizeof w), sc->name,
+                        msg);
+    }
+    lt_model_set_bn_mode(&t->model, sc->bn);
+    if (!mid_stage && sc->reinit_classifier) reinit_classifier(t, k);
+    if (!mid_stage) {
+        t->ps.best_epoch = -1;
+        t->ps.best_val = NAN;
+        t->ps.epochs_done = 0;
+    }
+
+    /* A fresh optimizer per stage, as a new torch.optim object. */
+    if (t->have_optim) lt_optim_free(&t->optim);
+    t->have_optim = 0;
+    s = lt_optim_init(&t->optim, p, &sc->optim);
+    if (s) return s;
+    t->have_optim = 1;
+    if (mid_stage && resume_st) {
+        s = lt_ckpt_read_optim(resume_st, &t->optim);
+        if (s) return s;
+    }
+    if (sc->class_weights == LT_WEIGHTS_CB) class_balanced_weights(t->train_counts, t->C, sc->cb_beta, t->class_weight);
+
+    lt_sampler sampler;
+    memset(&sampler, 0, sizeof sampler);
+    lt_loader *ld = NULL;
+    const lt_dataset *tr = t->data->train;
+    s = lt_sampler_init(&sampler, &sc->sampler, tr->labels, tr->n, tr->n_classes,
+                        lt_data_derive_seed(t->seed, LT_STREAM_SAMPLER, (uint64_t)k));
+    if (!s) {
+        lt_loader_config lc;
+        memset(&lc, 0, sizeof lc);
+        lc.batch_size = sc->batch_size;
+        lc.drop_last = sc->drop_last;
+        lc.augment = t->aug;
+        lc.seed = lt_data_derive_seed(t->seed, LT_STREAM_AUGMENT, (uint64_t)k);
+        s = lt_loader_init(&ld, tr, &sampler, &lc);
+    }
+    int64_t batches = ld ? lt_loader_num_batches(ld) : 0;
+    if (!s && batches < 1)
+        s = lt_error(LT_ERR_CONFIG, "%s: %s.batch_size: %lld with drop_last leaves no batch of %lld training images",
+                     lt_recipe_where(r, sc->name, "batch_size", w, sizeof w), sc->name, (long long)sc->batch_size,
+                     (long long)tr->n);
+    int has_val = t->data->val && t->data->val->n > 0;
+
+    if (!s && t->ps.epochs_done == 0) {
+        lt_train_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = LT_TRAIN_STAGE_BEGIN;
+        ev.stage = k + 1;
+        ev.stage_name = sc->name;
+        ev.epochs = sc->epochs;
+        ev.batches = batches;
+        emit(t, &ev);
+    }
+
+    for (int64_t e = t->ps.epochs_done; !s && e < sc->epochs && !t->call->stopped; e++) {
+        double t_epoch = lt_mt_now(), t_train = 0, loss_sum = 0;
+        int64_t seen = 0, correct = 0;
+        double lr = lt_schedule_lr(&sc->schedule, (int)e, 0, batches);
+        s = lt_loader_start(ld, e, 0);
+        lt_ctx_set_training(t->ctx, 1);
+        lt_ctx_set_grad(t->ctx, 1);
+        for (int64_t b = 0; !s; b++) {
+            lt_batch bt;
+            s = lt_loader_next(ld, &bt);
+            if (s || bt.n == 0) break;
+            double t_step = lt_mt_now();
+            lr = lt_schedule_lr(&sc->schedule, (int)e, b, batches);
+            lt_ctx_reset(t->ctx);
+            int64_t shape[4] = {bt.n, bt.h, bt.w, bt.c};
+            lt_tensor *x = lt_tensor_wrap(t->ctx, bt.x, 4, shape), *features = NULL;
+            lt_tensor *logits = lt_model_forward(t->ctx, &t->model, x, &features);
+            lt_tensor *loss = stage_loss(t, sc, logits, features, bt.y);
+            if (lt_ctx_status(t->ctx)) {
+                s = lt_error(lt_ctx_status(t->ctx), "%s epoch %lld batch %lld: %s", sc->name, (long long)e + 1,
+                             (long long)b + 1, lt_ctx_error(t->ctx));
+                break;
+            }
+            float lv = loss->data[0];
+            if (!isfinite(lv)) {
+                s = lt_error(LT_ERR_STATE, "%s epoch %lld batch %lld: the loss is %g (training diverged; lower %s.lr?)",
+                             sc->name, (long long)e + 1, (long long)b + 1, (double)lv, sc->name);
+                break;
+            }
+            if (lt_params_numel_trainable(p) > 0) {
+                lt_params_zero_grad(p);
+                s = lt_backward(t->ctx, loss);
+                if (!s) s = lt_optim_step(&t->optim, lr);
+                if (!s) s = stage_after_step(t, sc);
+            }
+            /* running statistics of the epoch */
+            int64_t C = logits->shape[1];
+            for (int64_t i = 0; i < bt.n; i++) {
+                const float *z = logits->data + i * C;
+                int64_t am = 0;
+                for (int64_t c = 1; c < C; c++)
+                    if (z[c] > z[am]) am = c;
+                correct += am == bt.y[i];
+            }
+            loss_sum += (double)lv * (double)bt.n;
+            seen += bt.n;
+            double dt = lt_mt_now() - t_step;
+            t_train += dt;
+            t->call->train_s += dt;
+            t->call->units_done++;
+            t->call->units_left--;
+            if (t->call->opt->progress && (b % 4 == 3 || b + 1 == batches)) {
+                lt_train_event ev;
+                memset(&ev, 0, sizeof ev);
+                ev.kind = LT_TRAIN_BATCH;
+                ev.stage = k + 1;
+                ev.stage_name = sc->name;
+                ev.epoch = e + 1;
+                ev.epochs = sc->epochs;
+                ev.batch = b + 1;
+                ev.batches = batches;
+                ev.lr = lr;
+                ev.loss = loss_sum / (double)seen;
+                ev.train_acc = (double)correct / (double)seen;
+                ev.images_per_s = t_train > 0 ? (double)seen / t_train : NAN;
+                ev.val_top1 = NAN;
+                emit(t, &ev);
+            }
+        }
+        lt_ctx_reset(t->ctx);
+        if (!s) s = stage_after_epoch(t, sc);
+        if (s) break;
+
+        lt_eval_result val;
+        lt_eval_result_init(&val);
+        double vtop1 = NAN;
+        int is_best = 0;
+        if (has_val) {
+            s = lt_evaluate(t->ctx, &t->model, t->data->val, &t->norm, r->eval_batch_size, r->topk, t->train_counts,
+                            &r->groups, &val);
+            if (!s) {
+                vtop1 = val.top1;
+                if (t->ps.best_epoch < 0 || vtop1 > t->ps.best_val) {
+                    t->ps.best_epoch = e;
+                    t->ps.best_val = vtop1;
+                    lt_snapshot_take(&t->best, p);
+                    is_best = 1;
+                }
+            }
+        }
+        double lr_epoch = lt_schedule_lr(&sc->schedule, (int)e, 0, batches);
+        double loss_mean = seen ? loss_sum / (double)seen : NAN, acc = seen ? (double)correct / (double)seen : NAN;
+        double ips = t_train > 0 ? (double)seen / t_train : NAN;
+        if (!s) s = log_epoch(t, sc, k, e, lr_epoch, loss_mean, acc, ips, lt_mt_now() - t_epoch, has_val ? &val : NULL);
+        if (!s) {
+            t->ps.epochs_done = e + 1;
+            t->ps.stage_done = 0;
+            s = save_resume(t);
+        }
+        if (!s) {
+            lt_train_event ev;
+            memset(&ev, 0, sizeof ev);
+            ev.kind = LT_TRAIN_EPOCH_END;
+            ev.stage = k + 1;
+            ev.stage_name = sc->name;
+            ev.epoch = e + 1;
+            ev.epochs = sc->epochs;
+            ev.batch = ev.batches = batches;
+            ev.lr = lr_epoch;
+            ev.loss = loss_mean;
+            ev.train_acc = acc;
+            ev.images_per_s = ips;
+            ev.val_top1 = vtop1;
+            ev.is_best = is_best;
+            ev.val = has_val ? &val : NULL;
+            emit(t, &ev);
+            t->call->epochs_trained++;
+            const lt_train_options *o = t->call->opt;
+            if (o->stop_after_epochs > 0 && t->call->epochs_trained >= o->stop_after_epochs) t->call->stopped = 1;
+        }
+        lt_eval_result_free(&val);
+    }
+    lt_loader_free(ld);
+    lt_sampler_free(&sampler);
+    if (!s && !t->call->stopped && t->ps.epochs_done == sc->epochs) s = finish_stage(t, k);
+    return s;
+}
+
+/* ---------------------------------------------------------------- one seed */
+
+static void trainer_free(trainer *t) {
+    if (t->have_optim) lt_optim_free(&t->optim);
+    lt_snapshot_free(&t->best);
+    lt_model_free(&t->model);
+    lt_ctx_free(t->ctx);
+    lt_free(t->train_counts);
+    lt_free(t->class_weight);
+    for (int k = 0; k < LT_MAX_STAGES; k++) lt_free(t->stage_json[k]);
+}
+
+lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_t seed, int seed_index,
+                         const char *dir) {
+    const lt_recipe *r = call->recipe;
+    trainer *t = lt_calloc(1, sizeof *t);
+    if (!t) return lt_error(LT_ERR_NOMEM, "train: out of memory");
+    t->call = call;
+    t->r = r;
+    t->data = data;
+    t->dir = dir;
+    t->seed = seed;
+    t->seed_index = seed_index;
+    const lt_dataset *tr = data->train;
+    lt_status s = LT_OK;
+    if (tr->n < 1) s = lt_error(LT_ERR_ARG, "train: the training set is empty");
+    t->C = tr->n_classes;
+    if (!s) {
+        t->train_counts = lt_calloc((size_t)t->C, sizeof(int64_t));
+        t->class_weight = lt_calloc((size_t)t->C, sizeof(float));
+        if (!t->train_counts || !t->class_weight) s = lt_error(LT_ERR_NOMEM, "train: out of memory");
+        else lt_dataset_class_counts(tr, t->train_counts);
+    }
+    if (!s) s = lt_recipe_augment(r, tr, &t->aug);
+    if (!s) {
+        t->norm = t->aug;
+        t->norm.pad = 0;
+        t->norm.hflip = 0;
+        lt_model_config mc = lt_recipe_model_config(r, tr->h, tr->w, tr->c, tr->n_classes);
+        s = lt_model_init(&t->model, &mc, seed);
+    }
+    if (!s) {
+        t->ctx = lt_ctx_new();
+        if (!t->ctx) s = lt_error(LT_ERR_NOMEM, "train: cannot create a context");
+    }
+    if (!s) s = lt_snapshot_init(&t->best, &t->model.params);
+    /* Every stage's prefixes must name parameters of this model: fail before training. */
+    for (int k = 0; k < r->n_stages && !s; k++) {
+        const lt_stage_config *sc = &r->stages[k];
+        for (int i = 0; i < sc->n_train_prefixes && !s; i++) {
+            int hit = 0;
+            for (int64_t e = 0; e < t->model.params.count && !hit; e++)
+                hit = t->model.params.items[e].kind == LT_PARAM_WEIGHT &&
+                      lt_params_name_matches(t->model.params.items[e].t.name, sc->train_prefixes[i]);
+            if (!hit) {
+                char w[300];
+                s = lt_error(LT_ERR_CONFIG, "%s: %s.train: '%s' matches no parameter of the model (e.g. conv1, layer3, fc)",
+                             lt_recipe_where(r, sc->name, "train", w, sizeof w), sc->name, sc->train_prefixes[i]);
+            }
+        }
+    }
+
+    lt_safetensors *resume_st = NULL;
+    t->ps.best_epoch = -1;
+    t->ps.best_val = NAN;
+    if (!s && call->opt->resume && lt_path_exists(path_in(t, "last.safetensors"))) s = read_resume(t, &resume_st);
+    else if (!s) {
+        /* A fresh run: an empty log. */
+        s = lt_file_write_atomic(path_in(t, "log.jsonl"), "", 0);
+    }
+
+    int first = 0, mid = 0;
+    if (!s && resume_st) {
+        if (t->ps.stage_done) first = t->ps.stage + 1;
+        else {
+            first = t->ps.stage;
+            mid = 1;
+        }
+    }
+    /* Work still to do (for the ETA): lt_train counted a whole run for every seed. */
+    if (!s) {
+        int64_t left = 0;
+        for (int k = first; k < r->n_stages; k++) {
+            int64_t ep = r->stages[k].epochs - (k == first && mid ? t->ps.epochs_done : 0);
+            left += ep * lt_mt_stage_batches(&r->stages[k], tr->n);
+        }
+        call->units_left += left - call->units_per_seed;
+        lt_train_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = LT_TRAIN_SEED_BEGIN;
+        ev.stage = first + 1;
+        ev.epoch = mid ? t->ps.epochs_done : 0;
+        emit(t, &ev);
+    }
+    for (int k = first; !s && k < r->n_stages && !call->stopped; k++) {
+        t->ps.stage = k;
+        if (!(k == first && mid)) t->ps.stage_done = 0;
+        s = run_stage(t, k, k == first && mid, k == first ? resume_st : NULL);
+    }
+    lt_safetensors_free(resume_st);
+    if (!s && !call->stopped) {
+        if (first >= r->n_stages) s = write_metrics(t);   /* an already finished run: refresh */
+        lt_train_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = LT_TRAIN_SEED_END;
+        emit(t, &ev);
+    }
+    trainer_free(t);
+    lt_free(t);
+    return s;
+}
