@@ -93,3 +93,18 @@ TEST(tensor_bad_shape_is_error) {
     CHECK(lt_tensor_new1(ctx, 4) != NULL);
     lt_ctx_free(ctx);
 }
+
+TEST(backward_twice_is_state_error) {
+    lt_ctx *ctx = lt_ctx_new();
+    REQUIRE(ctx != NULL);
+    float xd[3] = {1, 2, 3}, xg[3] = {0};
+    lt_tensor x = {.data = xd, .grad = xg, .requires_grad = 1, .name = "x"};
+    REQUIRE_OK(lt_tensor_set_shape(&x, 1, (int64_t[]){3}));
+    lt_tensor *loss = lt_sum(ctx, lt_mul(ctx, &x, &x), LT_AXES_ALL);
+    REQUIRE(loss != NULL);
+    REQUIRE_OK(lt_backward(ctx, loss));
+    CHECK_NEAR(xg[2], 6.0, 1e-6);
+    CHECK_EQ_INT(lt_backward(ctx, loss), LT_ERR_STATE);
+    CHECK_NEAR(xg[2], 6.0, 1e-6);   /* nothing added by the refused call */
+    lt_ctx_free(ctx);
+}

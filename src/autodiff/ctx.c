@@ -26,6 +26,7 @@ void lt_ctx_free(lt_ctx *ctx) {
 void lt_ctx_reset(lt_ctx *ctx) {
     lt_arena_reset(&ctx->arena);
     ctx->tape_len = 0;
+    ctx->backward_done = 0;
     ctx->status = LT_OK;
     ctx->errmsg[0] = '\0';
 }

@@ -43,11 +43,14 @@ lt_status lt_backward(lt_ctx *ctx, lt_tensor *loss) {
         char b[64];
         return lt_error(LT_ERR_SHAPE, "backward: loss must be a scalar, got shape %s", lt_shape_str(loss, b, sizeof b));
     }
+    if (ctx->backward_done)
+        return lt_error(LT_ERR_STATE, "backward: already run on this tape; call lt_ctx_reset() and rebuild the graph");
     if (!loss->requires_grad || ctx->tape_len == 0)
         return lt_error(LT_ERR_STATE, "backward: loss does not depend on any tensor that requires a gradient");
     float *g = lt_tensor_grad(ctx, loss);
     if (!g) return lt_error(ctx->status, "%s", ctx->errmsg);
     g[0] += 1.0f;
+    ctx->backward_done = 1;  /* intermediate gradients are now consumed */
     for (size_t k = ctx->tape_len; k-- > 0;) {
         const lt_node *nd = &ctx->tape[k];
         if (!nd->out->grad) continue;  /* nothing flowed into this output */

@@ -33,6 +33,7 @@ struct lt_ctx {
     size_t tape_len, tape_cap;
     int training;
     int grad_enabled;
+    int backward_done;   /* lt_backward ran since the last reset */
     lt_status status;
     char errmsg[512];
     struct lt_backend *backend;
