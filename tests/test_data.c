@@ -3,6 +3,7 @@
  * the validation split, Many/Medium/Few groups, augmentation and the loader thread. */
 #include "test.h"
 #include "longtail/data.h"
+#include "longtail/eval.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -566,19 +567,19 @@ TEST(data_published_longtail_counts) {
     lt_split_free(&sp);
     cfg.val_per_class = 0;
     REQUIRE_OK(lt_split_make(&sp, &c100, &cfg));
-    int8_t group[100];
-    lt_group_config g;
-    lt_group_config_default(&g);
-    lt_grouping used;
-    REQUIRE_OK(lt_groups_assign(sp.train_counts, 100, &g, group, &used));
-    CHECK_EQ_INT(used, LT_GROUPS_COUNT);
+    int32_t group[100];
+    lt_group_spec g = lt_group_spec_default();
+    g.mode = LT_GROUP_BY_AUTO;   /* auto must pick the thresholds here */
+    lt_group_mode used;
+    REQUIRE_OK(lt_eval_groups_assign(sp.train_counts, 100, &g, group, &used));
+    CHECK_EQ_INT(used, LT_GROUP_BY_THRESHOLD);
     int size[3] = {0, 0, 0};
     for (int k = 0; k < 100; k++) size[group[k]]++;
     CHECK_EQ_INT(size[0], 35);
     CHECK_EQ_INT(size[1], 35);
     CHECK_EQ_INT(size[2], 30);
-    g.mode = LT_GROUPS_RANK;
-    REQUIRE_OK(lt_groups_assign(sp.train_counts, 100, &g, group, &used));
+    g.mode = LT_GROUP_BY_RANK;
+    REQUIRE_OK(lt_eval_groups_assign(sp.train_counts, 100, &g, group, &used));
     memset(size, 0, sizeof size);
     for (int k = 0; k < 100; k++) size[group[k]]++;
     CHECK_EQ_INT(size[0], 33);
@@ -602,13 +603,13 @@ TEST(data_fmnist_profile_counts) {
         CHECK_EQ_INT(sp.val_counts[k], 20);
     }
     /* rank thirds for 10 classes: 3 / 4 / 3, head classes many */
-    int8_t group[10];
-    lt_group_config g;
-    lt_group_config_default(&g);
-    lt_grouping used;
-    REQUIRE_OK(lt_groups_assign(sp.train_counts, 10, &g, group, &used));
-    CHECK_EQ_INT(used, LT_GROUPS_RANK);   /* count thresholds leave "few" empty */
-    const int8_t wantg[10] = {0, 0, 0, 1, 1, 1, 1, 2, 2, 2};
+    int32_t group[10];
+    lt_group_spec g = lt_group_spec_default();
+    g.mode = LT_GROUP_BY_AUTO;
+    lt_group_mode used;
+    REQUIRE_OK(lt_eval_groups_assign(sp.train_counts, 10, &g, group, &used));
+    CHECK_EQ_INT(used, LT_GROUP_BY_RANK);   /* count thresholds leave "few" empty */
+    const int32_t wantg[10] = {0, 0, 0, 1, 1, 1, 1, 2, 2, 2};
     for (int k = 0; k < 10; k++) CHECK_EQ_INT(group[k], wantg[k]);
     lt_split_free(&sp);
     cfg.val_per_class = 0;
@@ -623,8 +624,8 @@ TEST(data_fmnist_profile_counts) {
     REQUIRE_OK(lt_split_make(&sp, &fm, &cfg));
     CHECK_EQ_INT(sp.train_counts[0], 500);
     CHECK_EQ_INT(sp.train_counts[9], 5);
-    REQUIRE_OK(lt_groups_assign(sp.train_counts, 10, &g, group, &used));
-    CHECK_EQ_INT(used, LT_GROUPS_COUNT);
+    REQUIRE_OK(lt_eval_groups_assign(sp.train_counts, 10, &g, group, &used));
+    CHECK_EQ_INT(used, LT_GROUP_BY_THRESHOLD);
     lt_split_free(&sp);
     lt_dataset_free(&fm);
 }
@@ -710,26 +711,25 @@ TEST(data_split_protocol) {
 
 TEST(data_groups_by_count_and_rank) {
     const int64_t counts[7] = {500, 101, 100, 20, 19, 0, 300};
-    int8_t g[7];
-    lt_group_config cfg;
-    lt_group_config_default(&cfg);
-    cfg.mode = LT_GROUPS_COUNT;
-    lt_grouping used;
-    REQUIRE_OK(lt_groups_assign(counts, 7, &cfg, g, &used));
-    const int8_t want[7] = {0, 0, 1, 1, 2, 2, 0};
+    int32_t g[7];
+    lt_group_spec cfg = lt_group_spec_default();
+    cfg.mode = LT_GROUP_BY_THRESHOLD;
+    lt_group_mode used;
+    REQUIRE_OK(lt_eval_groups_assign(counts, 7, &cfg, g, &used));
+    const int32_t want[7] = {0, 0, 1, 1, 2, 2, 0};
     for (int k = 0; k < 7; k++) CHECK_EQ_INT(g[k], want[k]);
     cfg.many_above = 200;
     cfg.few_below = 101;
-    REQUIRE_OK(lt_groups_assign(counts, 7, &cfg, g, &used));
+    REQUIRE_OK(lt_eval_groups_assign(counts, 7, &cfg, g, &used));
     CHECK_EQ_INT(g[1], 1);
     CHECK_EQ_INT(g[2], 2);
     cfg.few_below = 300;   /* overlapping thresholds */
-    CHECK_EQ_INT(lt_groups_assign(counts, 7, &cfg, g, &used), LT_ERR_ARG);
+    CHECK_EQ_INT(lt_eval_groups_assign(counts, 7, &cfg, g, &used), LT_ERR_ARG);
     /* rank: 7 classes -> 2 many, 3 medium, 2 few, by count */
-    cfg.mode = LT_GROUPS_RANK;
+    cfg.mode = LT_GROUP_BY_RANK;
     cfg.few_below = 20;
-    REQUIRE_OK(lt_groups_assign(counts, 7, &cfg, g, &used));
-    const int8_t wr[7] = {0, 1, 1, 1, 2, 2, 0};
+    REQUIRE_OK(lt_eval_groups_assign(counts, 7, &cfg, g, &used));
+    const int32_t wr[7] = {0, 1, 1, 1, 2, 2, 0};
     for (int k = 0; k < 7; k++) CHECK_EQ_INT(g[k], wr[k]);
 }
 

@@ -1,5 +1,6 @@
-/* Data: dataset readers, long-tail construction, the validation split, Many/Medium/Few
- * groups, augmentation, samplers and the batch loader thread.
+/* Data: dataset readers, long-tail construction, the validation split, augmentation,
+ * samplers and the batch loader thread. (Many / Medium / Few groups are in eval.h:
+ * lt_eval_groups_assign.)
  *
  * An lt_dataset holds images in memory as uint8 NHWC (n, h, w, c) with int32 labels and
  * class names. It owns every buffer it points to; lt_dataset_free() releases them and
@@ -144,29 +145,6 @@ typedef struct lt_split {
  * is an error. */
 lt_status lt_split_make(lt_split *sp, const lt_dataset *src, const lt_longtail_config *cfg);
 void lt_split_free(lt_split *sp);
-
-/* ---- Many / Medium / Few ---- */
-
-typedef enum lt_group { LT_GROUP_MANY = 0, LT_GROUP_MEDIUM = 1, LT_GROUP_FEW = 2 } lt_group;
-
-typedef enum lt_grouping {
-    LT_GROUPS_COUNT = 0,  /* many: n > many_above; few: n < few_below; medium: the rest */
-    LT_GROUPS_RANK,       /* rank thirds by training count: floor(C/3) many, floor(C/3) few,
-                           * the rest medium (C = 10: 3/4/3; C = 100: 33/34/33) */
-    LT_GROUPS_AUTO,       /* COUNT if it leaves no group empty, else RANK */
-} lt_grouping;
-
-typedef struct lt_group_config {
-    lt_grouping mode;
-    int64_t many_above;   /* default 100 */
-    int64_t few_below;    /* default 20 */
-} lt_group_config;
-
-void lt_group_config_default(lt_group_config *cfg);   /* AUTO, 100, 20 */
-/* group[k] for each class from its training count. Ties in RANK mode go to the lower label.
- * Returns the mode actually used in *used (COUNT or RANK) when used is not NULL. */
-lt_status lt_groups_assign(const int64_t *train_counts, int32_t n_classes,
-                           const lt_group_config *cfg, int8_t *group, lt_grouping *used);
 
 /* ---- the whole protocol in one call ---- */
 

@@ -3,6 +3,7 @@
  * groups, as a table or (--json) as one JSON object. */
 #include "cli.h"
 #include "longtail/data.h"
+#include "longtail/eval.h"
 
 #include <errno.h>
 #include <math.h>
@@ -31,7 +32,7 @@ static void data_usage(FILE *f) {
             "  --selection S         shuffle (seeded, default) or first (file order)\n"
             "  --class-order O       label (class 0 is the head, default) or counts (source's largest first)\n"
             "  --seed S              seed of the per-class shuffle (default 0)\n"
-            "  --groups G            auto (default), count or rank\n"
+            "  --groups G            auto (default), count (the thresholds below; also 'threshold') or rank\n"
             "  --many-above N        many: more than N training images (default 100)\n"
             "  --few-below N         few: fewer than N training images (default 20)\n"
             "  --json                print one JSON object instead of a table\n",
@@ -73,8 +74,10 @@ int lt_cmd_data(int argc, char **argv) {
     spec.kind = LT_DATASET_FMNIST;
     lt_longtail_config_default(&spec.longtail);
     spec.image = (lt_image_options){32, 32, 3};
-    lt_group_config gcfg;
-    lt_group_config_default(&gcfg);
+    /* The library default is threshold mode; `longtail data` defaults to auto so that small
+     * datasets (Fashion-MNIST-LT) still show three non-empty groups. */
+    lt_group_spec gspec = lt_group_spec_default();
+    gspec.mode = LT_GROUP_BY_AUTO;
     int json = 0, profile_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -154,17 +157,18 @@ int lt_cmd_data(int argc, char **argv) {
                 return LT_EXIT_USAGE;
             }
         } else if (!strcmp(a, "--groups")) {
-            if (!strcmp(v, "auto")) gcfg.mode = LT_GROUPS_AUTO;
-            else if (!strcmp(v, "count")) gcfg.mode = LT_GROUPS_COUNT;
-            else if (!strcmp(v, "rank")) gcfg.mode = LT_GROUPS_RANK;
+            /* "count" is this command's historical name for threshold mode. */
+            if (!strcmp(v, "auto")) gspec.mode = LT_GROUP_BY_AUTO;
+            else if (!strcmp(v, "count") || !strcmp(v, "threshold")) gspec.mode = LT_GROUP_BY_THRESHOLD;
+            else if (!strcmp(v, "rank")) gspec.mode = LT_GROUP_BY_RANK;
             else {
-                lt_cli_error("data: --groups expects auto, count or rank, got '%s'", v);
+                lt_cli_error("data: --groups expects auto, count (or threshold) or rank, got '%s'", v);
                 return LT_EXIT_USAGE;
             }
         } else if (!strcmp(a, "--many-above")) {
-            if (!parse_i64(a, v, 0, &gcfg.many_above)) return LT_EXIT_USAGE;
+            if (!parse_i64(a, v, 0, &gspec.many_above)) return LT_EXIT_USAGE;
         } else if (!strcmp(a, "--few-below")) {
-            if (!parse_i64(a, v, 0, &gcfg.few_below)) return LT_EXIT_USAGE;
+            if (!parse_i64(a, v, 0, &gspec.few_below)) return LT_EXIT_USAGE;
         } else {
             lt_cli_error("data: unknown option '%s' (see `longtail data --help`)", a);
             return LT_EXIT_USAGE;
@@ -190,7 +194,7 @@ int lt_cmd_data(int argc, char **argv) {
     }
     const int32_t C = d.train.n_classes;
     int64_t *test_counts = calloc((size_t)C, sizeof(int64_t));
-    int8_t *group = malloc((size_t)C);
+    int32_t *group = malloc((size_t)C * sizeof(int32_t));
     if (!test_counts || !group) {
         free(test_counts);
         free(group);
@@ -199,8 +203,8 @@ int lt_cmd_data(int argc, char **argv) {
         return LT_EXIT_RUNTIME;
     }
     lt_dataset_class_counts(&d.test, test_counts);
-    lt_grouping used;
-    if (lt_groups_assign(d.split.train_counts, C, &gcfg, group, &used) != LT_OK) {
+    lt_group_mode used;
+    if (lt_eval_groups_assign(d.split.train_counts, C, &gspec, group, &used) != LT_OK) {
         lt_cli_error("%s", lt_last_error());
         free(test_counts);
         free(group);
@@ -218,7 +222,6 @@ int lt_cmd_data(int argc, char **argv) {
         tot_te += test_counts[k];
     }
     double realized = mn > 0 ? (double)mx / (double)mn : INFINITY;
-    static const char *const gname[3] = {"many", "medium", "few"};
     const char *root = spec.root ? spec.root : (spec.kind == LT_DATASET_FMNIST ? LT_FMNIST_DEFAULT_ROOT : ".");
     const lt_longtail_config *lc = &spec.longtail;
 
@@ -251,9 +254,9 @@ int lt_cmd_data(int argc, char **argv) {
         if (isfinite(realized)) printf("  \"imbalance_factor\": %.17g,\n", realized);
         else printf("  \"imbalance_factor\": null,\n");
         printf("  \"groups\": {\"mode\": \"%s\", \"many_above\": %lld, \"few_below\": %lld",
-               used == LT_GROUPS_RANK ? "rank" : "count", (long long)gcfg.many_above, (long long)gcfg.few_below);
-        for (int g = 0; g < 3; g++) {
-            printf(", \"%s\": [", gname[g]);
+               lt_group_mode_name(used), (long long)gspec.many_above, (long long)gspec.few_below);
+        for (int g = 0; g < LT_EVAL_GROUPS; g++) {
+            printf(", \"%s\": [", lt_group_name(g));
             int first = 1;
             for (int32_t k = 0; k < C; k++)
                 if (group[k] == g) {
@@ -272,13 +275,13 @@ int lt_cmd_data(int argc, char **argv) {
                (long long)d.split.n_max, (long long)lc->val_per_class,
                lc->selection == LT_SELECT_SHUFFLE ? "shuffle" : "first", (unsigned long long)lc->seed,
                lc->class_order == LT_ORDER_LABEL ? "label" : "counts");
-        if (used == LT_GROUPS_RANK)
+        if (used == LT_GROUP_BY_RANK)
             printf("groups     rank thirds by training count (%d many, %d medium, %d few)%s\n", C / 3, C - 2 * (C / 3),
-                   C / 3, gcfg.mode == LT_GROUPS_AUTO ? "; count thresholds would leave a group empty" : "");
+                   C / 3, gspec.mode == LT_GROUP_BY_AUTO ? "; count thresholds would leave a group empty" : "");
         else
             printf("groups     by training count: many > %lld, medium %lld..%lld, few < %lld\n",
-                   (long long)gcfg.many_above, (long long)gcfg.few_below, (long long)gcfg.many_above,
-                   (long long)gcfg.few_below);
+                   (long long)gspec.many_above, (long long)gspec.few_below, (long long)gspec.many_above,
+                   (long long)gspec.few_below);
         int w = 4;
         for (int32_t k = 0; k < C; k++) {
             int l = (int)strlen(d.train.class_names[k]);
@@ -289,17 +292,17 @@ int lt_cmd_data(int argc, char **argv) {
         for (int32_t k = 0; k < C; k++)
             printf("%5d  %-*.*s %8lld %8lld %6lld %8lld  %s\n", k, w, w, d.train.class_names[k],
                    (long long)d.source_counts[k], (long long)d.split.train_counts[k],
-                   (long long)d.split.val_counts[k], (long long)test_counts[k], gname[group[k]]);
+                   (long long)d.split.val_counts[k], (long long)test_counts[k], lt_group_name(group[k]));
         printf("%5s  %-*s %8lld %8lld %6lld %8lld\n\n", "total", w, "", (long long)tot_src, (long long)tot_tr,
                (long long)tot_va, (long long)tot_te);
         if (isfinite(realized))
             printf("realized imbalance factor %.2f (%lld / %lld)\n", realized, (long long)mx, (long long)mn);
         else
             printf("realized imbalance factor inf (a class has no training images)\n");
-        for (int g = 0; g < 3; g++) {
+        for (int g = 0; g < LT_EVAL_GROUPS; g++) {
             int64_t m = 0;
             for (int32_t k = 0; k < C; k++) m += group[k] == g;
-            printf("%-7s (%lld):", gname[g], (long long)m);
+            printf("%-7s (%lld):", lt_group_name(g), (long long)m);
             for (int32_t k = 0; k < C; k++)
                 if (group[k] == g) printf(" %d", k);
             printf("\n");

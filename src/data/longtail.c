@@ -1,5 +1,5 @@
-/* Long-tail construction: class-count profiles, the balanced validation split carved out
- * before subsampling, and the Many / Medium / Few groups.
+/* Long-tail construction: class-count profiles and the balanced validation split carved
+ * out before subsampling. (Many / Medium / Few groups: lt_eval_groups_assign, eval.h.)
  *
  * Exponential profile (Cui et al., CVPR 2019; the LDAM-DRW code everybody copies):
  *     n_i = int(n_max * (1/IF)^(i / (C - 1)))      i = 0 .. C-1, class 0 the head
@@ -198,49 +198,4 @@ done:
     lt_free(role);
     if (st != LT_OK) lt_split_free(sp);
     return st;
-}
-
-/* ---- Many / Medium / Few ---- */
-
-void lt_group_config_default(lt_group_config *cfg) {
-    cfg->mode = LT_GROUPS_AUTO;
-    cfg->many_above = 100;
-    cfg->few_below = 20;
-}
-
-lt_status lt_groups_assign(const int64_t *train_counts, int32_t n_classes, const lt_group_config *cfg,
-                           int8_t *group, lt_grouping *used) {
-    if (n_classes < 1) return lt_error(LT_ERR_ARG, "groups: %d classes", n_classes);
-    if (cfg->mode != LT_GROUPS_COUNT && cfg->mode != LT_GROUPS_RANK && cfg->mode != LT_GROUPS_AUTO)
-        return lt_error(LT_ERR_ARG, "groups: unknown mode %d", (int)cfg->mode);
-    if (cfg->few_below > cfg->many_above + 1)
-        return lt_error(LT_ERR_ARG, "groups: few_below %lld and many_above %lld overlap (need few_below <= many_above + 1)",
-                        (long long)cfg->few_below, (long long)cfg->many_above);
-    if (cfg->mode != LT_GROUPS_RANK) {
-        int64_t size[3] = {0, 0, 0};
-        for (int32_t k = 0; k < n_classes; k++) {
-            int64_t c = train_counts[k];
-            group[k] = c > cfg->many_above ? LT_GROUP_MANY : c < cfg->few_below ? LT_GROUP_FEW : LT_GROUP_MEDIUM;
-            size[group[k]]++;
-        }
-        if (cfg->mode == LT_GROUPS_COUNT || (size[0] && size[1] && size[2])) {
-            if (used) *used = LT_GROUPS_COUNT;
-            return LT_OK;
-        }
-    }
-    /* Rank thirds: floor(C/3) largest classes many, floor(C/3) smallest few, the rest
-     * (the larger middle third when C % 3 != 0) medium. */
-    int32_t *order = lt_malloc((size_t)n_classes * sizeof(int32_t));
-    if (!order) return lt_error(LT_ERR_NOMEM, "groups: out of memory");
-    lt_status st = rank_by_count(train_counts, n_classes, order);
-    if (st != LT_OK) {
-        lt_free(order);
-        return st;
-    }
-    int32_t third = n_classes / 3;
-    for (int32_t r = 0; r < n_classes; r++)
-        group[order[r]] = r < third ? LT_GROUP_MANY : r >= n_classes - third ? LT_GROUP_FEW : LT_GROUP_MEDIUM;
-    lt_free(order);
-    if (used) *used = LT_GROUPS_RANK;
-    return LT_OK;
 }
