@@ -34,7 +34,7 @@
  * Many / Medium / Few groups, chosen from TRAINING counts
  * ====================================================================================== */
 
-/* Group indices (the same values as data.h's LT_GROUP_*, so arrays interoperate). */
+/* Group indices: index group_acc / group_size and the values of group_of_class. */
 enum lt_eval_group {
     LT_EVAL_MANY = 0,
     LT_EVAL_MEDIUM = 1,
