@@ -122,6 +122,10 @@ lt_tensor *lt_loss_balanced_softmax(lt_ctx *ctx, lt_tensor *logits, const int32_
  * is infinite). Draws B·C values from rng. γ = 0.9, λ = 0.005 in the paper. */
 lt_tensor *lt_loss_seql(lt_ctx *ctx, lt_tensor *logits, const int32_t *labels,
                         const int64_t *class_counts, float lambda, float gamma, lt_rng *rng);
+/* The same loss with the caller's w̃ (B·C values, row-major, each 0 or > 0, w̃_{i,y_i} = 1):
+ * CE(z + log w̃). lt_loss_seql draws w̃ with lt_seql_weights and calls this. */
+lt_tensor *lt_loss_seql_weighted(lt_ctx *ctx, lt_tensor *logits, const int32_t *labels,
+                                 const float *w_tilde);
 
 /* Label-aware smoothing (Zhong et al. 2021, MiSLAS LabelAwareSmoothing), batch mean:
  *   L_i = (1 − ε_{y_i}) (−log p_{y_i}) + ε_{y_i} · mean_k (−log p_k),

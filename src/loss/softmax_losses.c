@@ -96,17 +96,34 @@ lt_tensor *lt_loss_balanced_softmax(lt_ctx *ctx, lt_tensor *logits, const int32_
 
 /* ---- softmax equalization loss ---- */
 
+lt_tensor *lt_loss_seql_weighted(lt_ctx *ctx, lt_tensor *logits, const int32_t *labels,
+                                 const float *w_tilde) {
+    if (lt_loss_check_logits(ctx, "seql", logits, labels, 1)) return NULL;
+    if (!w_tilde) return lt_ctx_fail(ctx, LT_ERR_ARG, "seql: w_tilde is NULL");
+    int64_t B = logits->shape[0], C = logits->shape[1];
+    lt_tensor *logw = lt_loss_const2(ctx, B, C);
+    if (!logw) return NULL;
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t k = 0; k < C; k++) {
+            float v = w_tilde[i * C + k];
+            if (!(v >= 0.0f && isfinite(v)) || (k == labels[i] && v != 1.0f))
+                return lt_ctx_fail(ctx, LT_ERR_ARG, "seql: w_tilde[%lld][%lld] = %g, expected %s", (long long)i,
+                                   (long long)k, (double)v, k == labels[i] ? "1 at the label" : "a finite value >= 0");
+            /* Σ_k w̃_k e^{z_k} = Σ_k e^{z_k + log w̃_k}; w̃_y = 1 keeps z_y as it is. */
+            logw->data[i * C + k] = v > 0.0f ? logf(v) : LT_LOSS_LOG_ZERO;
+        }
+    return lt_cross_entropy(ctx, lt_add(ctx, logits, logw), labels, NULL, 0.0f, LT_REDUCE_MEAN);
+}
+
 lt_tensor *lt_loss_seql(lt_ctx *ctx, lt_tensor *logits, const int32_t *labels,
                         const int64_t *class_counts, float lambda, float gamma, lt_rng *rng) {
     if (lt_loss_check_logits(ctx, "seql", logits, labels, 1)) return NULL;
     int64_t B = logits->shape[0], C = logits->shape[1];
-    lt_tensor *logw = lt_loss_const2(ctx, B, C);
-    if (!logw) return NULL;
-    if (lt_loss_from_status(ctx, lt_seql_weights(rng, labels, B, class_counts, C, lambda, gamma, logw->data)))
+    if (lt_loss_check_counts(ctx, "seql", class_counts, C, 0)) return NULL;
+    lt_tensor *w = lt_loss_const2(ctx, B, C);
+    if (!w || lt_loss_from_status(ctx, lt_seql_weights(rng, labels, B, class_counts, C, lambda, gamma, w->data)))
         return NULL;
-    /* Σ_k w̃_k e^{z_k} = Σ_k e^{z_k + log w̃_k} with w̃ in {0, 1}; w̃_y = 1 keeps z_y. */
-    for (int64_t k = 0; k < B * C; k++) logw->data[k] = logw->data[k] > 0.0f ? 0.0f : LT_LOSS_LOG_ZERO;
-    return lt_cross_entropy(ctx, lt_add(ctx, logits, logw), labels, NULL, 0.0f, LT_REDUCE_MEAN);
+    return lt_loss_seql_weighted(ctx, logits, labels, w->data);
 }
 
 /* ---- label-aware smoothing ---- */
