@@ -69,7 +69,7 @@ typedef enum lt_normalize {
 } lt_normalize;
 
 typedef struct lt_stage_config {
-    char name[16];                       /* "stage1", ... */
+    char name[24];                       /* "stage1", ... */
     int64_t epochs;
     int64_t batch_size;
     int drop_last;

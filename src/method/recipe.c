@@ -505,7 +505,7 @@ lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, cons
     /* Stages: [stage1], [stage2], ... without gaps. */
     int n_stages = 0;
     while (!rd.st && n_stages < LT_MAX_STAGES) {
-        char sec[16];
+        char sec[24];
         snprintf(sec, sizeof sec, "stage%d", n_stages + 1);
         if (!lt_config_has_section(r->cfg, sec)) break;
         read_stage(&rd, n_stages, &r->stages[n_stages]);

@@ -93,7 +93,8 @@ typedef struct progress_state {
     int stage_done;          /* its end (selection, evaluation, stageK file) is done */
     int64_t best_epoch;      /* 0-based; -1: none yet */
     double best_val;         /* validation top-1 of best_epoch */
-    int64_t log_bytes;       /* length of log.jsonl at this state */
+    int64_t log_lines;       /* lines of log.jsonl at this state (a count, not a byte
+                              * length, so the resume file itself is deterministic) */
 } progress_state;
 
 typedef struct trainer {
@@ -204,7 +205,7 @@ static lt_status write_progress_json(const trainer *t, int finished, char **out)
     lt_jw_key(&w, "stage_done"); lt_jw_bool(&w, t->ps.stage_done);
     lt_jw_key(&w, "best_epoch"); lt_jw_int(&w, t->ps.best_epoch + 1);
     lt_jw_key(&w, "best_val_top1"); lt_jw_double(&w, t->ps.best_epoch >= 0 ? t->ps.best_val : NAN);
-    lt_jw_key(&w, "log_bytes"); lt_jw_int(&w, t->ps.log_bytes);
+    lt_jw_key(&w, "log_lines"); lt_jw_int(&w, t->ps.log_lines);
     lt_jw_key(&w, "finished"); lt_jw_bool(&w, finished);
     lt_jw_end_object(&w);
     const char *text;
@@ -250,10 +251,9 @@ static lt_status append_log(trainer *t, const char *line) {
     FILE *f = fopen(path, "ab");
     if (!f) return lt_error(LT_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
     int ok = fputs(line, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
-    long end = ok ? ftell(f) : -1;
     if (fclose(f) != 0) ok = 0;
-    if (!ok || end < 0) return lt_error(LT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    t->ps.log_bytes = end;
+    if (!ok) return lt_error(LT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    t->ps.log_lines++;
     return LT_OK;
 }
 
@@ -350,6 +350,27 @@ static lt_status write_metrics(trainer *t) {
 
 /* ---------------------------------------------------------------- resume */
 
+/* Cuts log.jsonl after its first ps.log_lines lines (a missing log is recreated). */
+static lt_status truncate_log(trainer *t) {
+    const char *path = path_in(t, "log.jsonl");
+    char *text = NULL;
+    int64_t n = 0;
+    if (!lt_path_exists(path)) return lt_file_write_atomic(path, "", 0);
+    lt_status s = lt_file_read(path, 0, &text, &n);
+    if (s) return s;
+    int64_t keep = 0, lines = 0;
+    while (keep < n && lines < t->ps.log_lines) {
+        const char *nl = memchr(text + keep, '\n', (size_t)(n - keep));
+        if (!nl) break;
+        keep = nl - text + 1;
+        lines++;
+    }
+    if (keep < n) s = lt_file_write_atomic(path, text, keep);
+    lt_free(text);
+    if (!s && lines < t->ps.log_lines) t->ps.log_lines = lines;   /* the log lost lines: count what is there */
+    return s;
+}
+
 static lt_status read_resume(trainer *t, lt_safetensors **out) {
     const char *path = path_in(t, "last.safetensors");
     lt_safetensors *st;
@@ -357,29 +378,32 @@ static lt_status read_resume(trainer *t, lt_safetensors **out) {
     if (s) return s;
     const char *fmt = lt_safetensors_metadata(st, "format"), *prog = lt_safetensors_metadata(st, "progress");
     if (!fmt || strcmp(fmt, "longtail-resume-1") != 0 || !prog) {
+        s = lt_error(LT_ERR_FORMAT, "%s: not a longtail resume file (metadata format '%s')", path, fmt ? fmt : "");
         lt_safetensors_free(st);
-        return lt_error(LT_ERR_FORMAT, "%s: not a longtail resume file (metadata format '%s')", path, fmt ? fmt : "");
+        return s;
     }
     lt_json *j;
     s = lt_json_parse(prog, (int64_t)strlen(prog), path, &j);
     if (s) { lt_safetensors_free(st); return s; }
     double seed = lt_json_number(lt_json_get(j, "seed"), -1), stage = lt_json_number(lt_json_get(j, "stage"), 0);
     double ed = lt_json_number(lt_json_get(j, "epochs_done"), -1), be = lt_json_number(lt_json_get(j, "best_epoch"), -1);
-    double lb = lt_json_number(lt_json_get(j, "log_bytes"), -1);
+    double lb = lt_json_number(lt_json_get(j, "log_lines"), -1);
     const lt_json *sd = lt_json_get(j, "stage_done");
+    int stage_done = sd && sd->type == LT_JSON_BOOL ? sd->boolean : -1;
     t->ps.best_val = lt_json_number(lt_json_get(j, "best_val_top1"), NAN);
     lt_json_free(j);
-    if (seed != (double)t->seed || !(stage >= 1 && stage <= t->r->n_stages) || !sd || sd->type != LT_JSON_BOOL ||
-        !(ed >= 0) || !(lb >= 0) || !(be >= 0)) {
+    if (seed != (double)t->seed || !(stage >= 1 && stage <= t->r->n_stages) || stage_done < 0 || !(ed >= 0) ||
+        !(lb >= 0) || !(be >= 0)) {
+        s = lt_error(LT_ERR_FORMAT, "%s: progress %s does not fit this run (seed %llu, %d stages)", path, prog,
+                     (unsigned long long)t->seed, t->r->n_stages);
         lt_safetensors_free(st);
-        return lt_error(LT_ERR_FORMAT, "%s: progress %s does not fit this run (seed %llu, %d stages)", path, prog,
-                        (unsigned long long)t->seed, t->r->n_stages);
+        return s;
     }
     t->ps.stage = (int)stage - 1;
     t->ps.epochs_done = (int64_t)ed;
-    t->ps.stage_done = sd->boolean;
+    t->ps.stage_done = stage_done;
     t->ps.best_epoch = (int64_t)be - 1;
-    t->ps.log_bytes = (int64_t)lb;
+    t->ps.log_lines = (int64_t)lb;
     if (t->ps.epochs_done > t->r->stages[t->ps.stage].epochs) {
         lt_safetensors_free(st);
         return lt_error(LT_ERR_FORMAT, "%s: %lld epochs done in stage %d, the recipe has %lld", path,
@@ -399,13 +423,9 @@ static lt_status read_resume(trainer *t, lt_safetensors **out) {
         s = lt_ckpt_read_params(st, &t->model.params, "best/", LT_CKPT_ALL, 0, t->best.data, t->best.buffers,
                                 t->best.counters);
     if (s) { lt_safetensors_free(st); return s; }
-    /* log.jsonl back to what it held at this state (a kill may have left a later line). */
-    const char *log = path_in(t, "log.jsonl");
-    if (truncate(log, (off_t)t->ps.log_bytes) != 0 && errno != ENOENT) {
-        lt_safetensors_free(st);
-        return lt_error(LT_ERR_IO, "%s: cannot truncate to %lld bytes: %s", log, (long long)t->ps.log_bytes,
-                        strerror(errno));
-    }
+    /* log.jsonl back to what it held at this state (a kill may have left later lines). */
+    s = truncate_log(t);
+    if (s) { lt_safetensors_free(st); return s; }
     *out = st;
     return LT_OK;
 }

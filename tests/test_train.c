@@ -1,0 +1,504 @@
+/* Recipes and training: recipe errors name file:line and key; a tiny end-to-end run on
+ * generated data learns well above chance and writes the run directory; a run stopped
+ * and resumed ends with byte-identical files; an existing run directory is refused
+ * without force; a classifier-only stage leaves the backbone untouched; several seeds
+ * give summary.json. */
+#include "test.h"
+#include "longtail/train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---------------------------------------------------------------- recipes */
+
+#define BASE_RECIPE                                                                              \
+    "[data]\n"            /* 1 */                                                                \
+    "dataset = fmnist\n"  /* 2 */                                                                \
+    "\n"                  /* 3 */                                                                \
+    "[model]\n"           /* 4 */                                                                \
+    "arch = resnet8\n"    /* 5 */                                                                \
+    "\n"                  /* 6 */                                                                \
+    "[stage1]\n"          /* 7 */                                                                \
+    "epochs = 3\n"        /* 8 */                                                                \
+    "optimizer = sgd\n"   /* 9 */                                                                \
+    "lr = 0.1\n"          /* 10 */
+
+/* Parses text (+ overrides); expects failure with every needle in the message. */
+static void expect_recipe_error(const char *text, const char *const *sets, int n_sets, const char *n1, const char *n2,
+                                int line) {
+    lt_recipe r;
+    lt_status s = lt_recipe_parse(&r, text, "r.ini", sets, n_sets);
+    if (s != LT_ERR_CONFIG) {
+        lt_test_fail(__FILE__, line, "expected a config error, got %s", lt_status_name(s));
+        if (s == LT_OK) lt_recipe_free(&r);
+        return;
+    }
+    const char *msg = lt_last_error();
+    if ((n1 && !strstr(msg, n1)) || (n2 && !strstr(msg, n2)))
+        lt_test_fail(__FILE__, line, "message '%s' lacks '%s' / '%s'", msg, n1 ? n1 : "", n2 ? n2 : "");
+}
+#define EXPECT_RECIPE_ERROR(text, sets, n, a, b) expect_recipe_error(text, sets, n, a, b, __LINE__)
+
+TEST(recipe_defaults_and_overrides) {
+    lt_recipe r;
+    const char *sets[] = {"stage1.epochs=2", "eval.groups = rank", "run.threads=1"};
+    REQUIRE_OK(lt_recipe_parse(&r, BASE_RECIPE, "r.ini", sets, 3));
+    CHECK_EQ_INT(r.n_stages, 1);
+    CHECK_EQ_INT(r.stages[0].epochs, 2);
+    CHECK_EQ_INT(r.stages[0].batch_size, 128);
+    CHECK(r.stages[0].optim.kind == LT_OPTIM_SGD);
+    CHECK_NEAR(r.stages[0].schedule.base_lr, 0.1, 1e-7);
+    CHECK(r.stages[0].schedule.kind == LT_SCHED_COSINE);
+    CHECK(r.stages[0].train_all);
+    CHECK(r.stages[0].select == LT_EPOCH_BEST_VAL);
+    CHECK(r.groups.mode == LT_GROUP_BY_RANK);
+    CHECK_EQ_INT(r.depth, 8);
+    CHECK_EQ_INT(r.data.longtail.val_per_class, 20);
+    CHECK_EQ_INT(r.threads, 1);
+    CHECK(!strcmp(r.name, "r"));
+    /* the resolved recipe parses back to the same settings and records name and threads */
+    char *text;
+    REQUIRE_OK(lt_recipe_to_string(&r, &text));
+    CHECK(strstr(text, "epochs = 2") != NULL);
+    CHECK(strstr(text, "name = r") != NULL);
+    lt_recipe r2;
+    REQUIRE_OK(lt_recipe_parse(&r2, text, "config.ini", NULL, 0));
+    CHECK_EQ_INT(r2.stages[0].epochs, 2);
+    CHECK(!strcmp(r2.name, "r"));
+    char *text2;
+    REQUIRE_OK(lt_recipe_to_string(&r2, &text2));
+    CHECK(!strcmp(text, text2));
+    lt_free(text);
+    lt_free(text2);
+    lt_recipe_free(&r2);
+    lt_recipe_free(&r);
+    /* threads = 0 resolves to a number */
+    REQUIRE_OK(lt_recipe_parse(&r, BASE_RECIPE, "r.ini", NULL, 0));
+    CHECK(r.threads >= 1);
+    lt_recipe_free(&r);
+}
+
+TEST(recipe_errors_name_file_line_and_key) {
+    /* unknown key, with a hint */
+    EXPECT_RECIPE_ERROR(BASE_RECIPE "lrr = 0.2\n", NULL, 0, "r.ini:11", "stage1.lrr");
+    /* duplicate key */
+    EXPECT_RECIPE_ERROR(BASE_RECIPE "lr = 0.2\n", NULL, 0, "r.ini:11", "stage1.lr");
+    /* bad values: not a number, unknown word, out of range */
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 2\nlr = fast\n", NULL, 0, "r.ini:3", "stage1.lr");
+    EXPECT_RECIPE_ERROR(BASE_RECIPE "schedule = linear\n", NULL, 0, "r.ini:11", "stage1.schedule");
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 0\n", NULL, 0, "r.ini:2", "stage1.epochs");
+    EXPECT_RECIPE_ERROR("[model]\narch = vgg16\n[stage1]\nepochs = 1\n", NULL, 0, "r.ini:2", "model.arch");
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 1\n\nsampler = balanced\n", NULL, 0, "r.ini:4", "stage1.sampler");
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 4\nschedule = step\nmilestones = 3, 2\nfactors = 0.1, 0.01\n", NULL, 0,
+                        "r.ini:4", "stage1.milestones");
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 4\nmomentum = 1.5\n", NULL, 0, "r.ini:3", "stage1.momentum");
+    EXPECT_RECIPE_ERROR("[eval]\ngroups = thirds\n[stage1]\nepochs = 1\n", NULL, 0, "r.ini:2", "eval.groups");
+    /* a key that only makes sense with another setting */
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 1\nq = 0.3\n", NULL, 0, "r.ini:3", "stage1.q");
+    /* structure: no stage, a gap, a stage without epochs, an unknown section */
+    EXPECT_RECIPE_ERROR("[data]\ndataset = fmnist\n", NULL, 0, "r.ini", "stage1");
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 1\n[stage3]\nepochs = 1\n", NULL, 0, "r.ini:3", "stage3");
+    EXPECT_RECIPE_ERROR("[stage1]\nlr = 0.1\n", NULL, 0, "r.ini:1", "epochs");
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 1\n[optim]\nlr = 1\n", NULL, 0, "r.ini:3", "optim");
+    /* overrides: an unknown key and a bad value say --set */
+    const char *bad_key[] = {"stage1.epoch=3"};
+    EXPECT_RECIPE_ERROR(BASE_RECIPE, bad_key, 1, "--set", "stage1.epoch");
+    const char *bad_val[] = {"stage1.optimizer=rmsprop"};
+    EXPECT_RECIPE_ERROR(BASE_RECIPE, bad_val, 1, "--set", "stage1.optimizer");
+    const char *no_eq[] = {"stage1.epochs"};
+    EXPECT_RECIPE_ERROR(BASE_RECIPE, no_eq, 1, "--set", "stage1.epochs");
+}
+
+TEST(recipe_file_errors_name_the_path) {
+    const char *dir = lt_test_tmpdir();
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad.ini", dir);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fputs("[stage1]\nepochs = 2\nweight_decay = -1\n", f);
+    fclose(f);
+    lt_recipe r;
+    CHECK(lt_recipe_load(&r, path, NULL, 0) == LT_ERR_CONFIG);
+    char want[700];
+    snprintf(want, sizeof want, "%s:3", path);
+    CHECK(strstr(lt_last_error(), want) != NULL);
+    CHECK(strstr(lt_last_error(), "stage1.weight_decay") != NULL);
+    CHECK(!strcmp(r.name, ""));   /* left freed */
+}
+
+TEST(recipe_default_config_parses) {
+    const char *root = getenv("LT_TEST_ROOT");
+    char path[600];
+    snprintf(path, sizeof path, "%s/configs/default.ini", root ? root : ".");
+    lt_recipe r;
+    REQUIRE_OK(lt_recipe_load(&r, path, NULL, 0));
+    CHECK(r.data.kind == LT_DATASET_FMNIST);
+    CHECK_NEAR(r.data.longtail.imbalance_factor, 100, 0);
+    CHECK_EQ_INT(r.depth, 8);
+    CHECK(r.groups.mode == LT_GROUP_BY_RANK);
+    CHECK(r.stages[0].optim.kind == LT_OPTIM_SGD);
+    CHECK_NEAR(r.stages[0].optim.momentum, 0.9, 1e-7);
+    CHECK_NEAR(r.stages[0].optim.weight_decay, 5e-3, 1e-9);
+    CHECK(!strcmp(r.name, "default"));
+    lt_recipe_free(&r);
+}
+
+/* ---------------------------------------------------------------- generated data */
+
+/* 8x8 gray images of 4 classes: class k lights up quadrant k (plus noise), a pattern a
+ * small CNN separates in a few epochs. counts[k] images of class k. */
+static lt_status make_dataset(lt_dataset *ds, const int64_t *counts, uint64_t seed) {
+    memset(ds, 0, sizeof *ds);
+    int64_t n = 0;
+    for (int k = 0; k < 4; k++) n += counts[k];
+    ds->n = n;
+    ds->h = ds->w = 8;
+    ds->c = 1;
+    ds->n_classes = 4;
+    ds->images = lt_malloc((size_t)(n * 64));
+    ds->labels = lt_malloc((size_t)n * sizeof(int32_t));
+    ds->class_names = lt_calloc(4, sizeof(char *));
+    if (!ds->images || !ds->labels || !ds->class_names) { lt_dataset_free(ds); return LT_ERR_NOMEM; }
+    for (int k = 0; k < 4; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "quadrant%d", k);
+        ds->class_names[k] = lt_strdup(nm);
+    }
+    lt_rng r;
+    lt_rng_init(&r, seed, LT_STREAM_TEST);
+    int64_t i = 0;
+    for (int k = 0; k < 4; k++)
+        for (int64_t j = 0; j < counts[k]; j++, i++) {
+            ds->labels[i] = k;
+            uint8_t *img = ds->images + i * 64;
+            for (int y = 0; y < 8; y++)
+                for (int x = 0; x < 8; x++) {
+                    int q = (y >= 4) * 2 + (x >= 4);
+                    int v = (int)(lt_rng_uniform(&r) * 90.0f) + (q == k ? 130 : 0);
+                    img[y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
+                }
+        }
+    return LT_OK;
+}
+
+typedef struct gen_data {
+    lt_dataset train, val, test;
+    lt_train_data td;
+} gen_data;
+
+static int gen_data_init(gen_data *g) {
+    static const int64_t tr[4] = {96, 48, 24, 12}, va[4] = {4, 4, 4, 4}, te[4] = {25, 25, 25, 25};
+    if (make_dataset(&g->train, tr, 1) || make_dataset(&g->val, va, 2) || make_dataset(&g->test, te, 3)) return 0;
+    g->td = (lt_train_data){&g->train, &g->val, &g->test};
+    return 1;
+}
+
+static void gen_data_free(gen_data *g) {
+    lt_dataset_free(&g->train);
+    lt_dataset_free(&g->val);
+    lt_dataset_free(&g->test);
+}
+
+#define TINY_RECIPE                                                                              \
+    "[data]\nnormalize = dataset\n"                                                              \
+    "[model]\narch = resnet8\nwidth = 0.5\n"                                                     \
+    "[stage1]\nepochs = 3\nbatch_size = 16\nlr = 0.05\nweight_decay = 5e-4\n"                    \
+    "[eval]\ngroups = rank\nbatch_size = 32\n"
+
+#define TWO_STAGE_RECIPE                                                                         \
+    "[data]\nnormalize = dataset\ncrop_pad = 1\nhflip = true\n"                                  \
+    "[model]\narch = resnet8\nwidth = 0.5\n"                                                     \
+    "[stage1]\nepochs = 2\nbatch_size = 16\nlr = 0.05\nweight_decay = 5e-3\n"                    \
+    "[stage2]\nepochs = 2\nbatch_size = 16\nlr = 0.02\nweight_decay = 0.1\ntrain = classifier\n" \
+    "reinit_classifier = true\nbn = frozen\nclass_weights = cb\nsampler = class_aware\n"         \
+    "select = last\n"                                                                            \
+    "[eval]\ngroups = rank\nbatch_size = 32\n"
+
+static char *slurp(const char *dir, const char *name, int64_t *n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *d = NULL;
+    int64_t len = 0;
+    if (lt_file_read(path, 0, &d, &len) != LT_OK) return NULL;
+    if (n) *n = len;
+    return d;
+}
+
+/* Files a and b in two directories are byte for byte equal. */
+static int same_file(const char *da, const char *db, const char *name) {
+    int64_t na, nb;
+    char *a = slurp(da, name, &na), *b = slurp(db, name, &nb);
+    int same = a && b && na == nb && !memcmp(a, b, (size_t)na);
+    if (!same) lt_test_fail(__FILE__, __LINE__, "%s differs between %s and %s (%lld vs %lld bytes)", name, da, db,
+                            a ? (long long)na : -1LL, b ? (long long)nb : -1LL);
+    lt_free(a);
+    lt_free(b);
+    return same;
+}
+
+static int count_lines(const char *dir, const char *name) {
+    int64_t n;
+    char *d = slurp(dir, name, &n);
+    if (!d) return -1;
+    int lines = 0;
+    for (int64_t i = 0; i < n; i++) lines += d[i] == '\n';
+    lt_free(d);
+    return lines;
+}
+
+static const char *subdir(const char *name) {
+    static char buf[8][700];
+    static int k;
+    char *b = buf[k++ % 8];
+    snprintf(b, 700, "%s/%s", lt_test_tmpdir(), name);
+    return b;
+}
+
+static lt_status run(const char *recipe_text, const char *const *sets, int n_sets, gen_data *g, const char *dir,
+                     int resume, int force, int64_t stop, lt_train_outcome *out) {
+    lt_recipe r;
+    lt_status s = lt_recipe_parse(&r, recipe_text, "tiny.ini", sets, n_sets);
+    if (s) return s;
+    lt_train_options o;
+    memset(&o, 0, sizeof o);
+    o.out_dir = dir;
+    o.resume = resume;
+    o.force = force;
+    o.stop_after_epochs = stop;
+    s = lt_train(&r, &g->td, &o, out);
+    lt_recipe_free(&r);
+    return s;
+}
+
+TEST(train_end_to_end_on_generated_data) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *dir = subdir("e2e");
+    lt_train_outcome out;
+    REQUIRE_OK(run(TINY_RECIPE, NULL, 0, &g, dir, 0, 0, 0, &out));
+    CHECK(out.finished);
+    CHECK_EQ_INT(out.n_seeds, 1);
+    CHECK_EQ_INT(out.n_stages, 1);
+    REQUIRE(out.results != NULL);
+    double top1 = out.results[0].top1;
+    CHECK(top1 > 0.7);   /* chance is 0.25 */
+    CHECK(!strcmp(out.group_mode, "rank"));
+    lt_train_outcome_free(&out);
+
+    /* the run directory */
+    CHECK_EQ_INT(count_lines(dir, "log.jsonl"), 3);
+    char *cfg = slurp(dir, "config.ini", NULL);
+    CHECK(cfg && strstr(cfg, "[stage1]") && strstr(cfg, "threads = "));
+    lt_free(cfg);
+    char path[800];
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    lt_json *j;
+    REQUIRE_OK(lt_json_load(path, 0, &j));
+    const lt_json *st = lt_json_at(lt_json_get(j, "stages"), 0);
+    REQUIRE(st != NULL);
+    static const char *const keys[] = {"top1", "top5", "many", "medium", "few", "per_class_acc", "class_counts",
+                                       "weight_norms", "confusion", "ece", "groups", "val", "selected_epoch"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (!lt_json_get(st, keys[k])) lt_test_fail(__FILE__, __LINE__, "metrics.json stage entry lacks %s", keys[k]);
+    CHECK_NEAR(lt_json_number(lt_json_get(st, "top1"), -1), top1, 0);
+    CHECK_EQ_INT(lt_json_get(st, "weight_norms")->n, 4);
+    CHECK_EQ_INT(lt_json_number(lt_json_at(lt_json_get(st, "class_counts"), 0), -1), 96);
+    CHECK(lt_json_get(lt_json_get(st, "val"), "top1") != NULL);
+    lt_json_free(j);
+
+    /* longtail eval's path: the stage checkpoint scores the same on the test set */
+    lt_model m;
+    lt_recipe r;
+    REQUIRE_OK(lt_recipe_parse(&r, TINY_RECIPE, "tiny.ini", NULL, 0));
+    lt_model_config mc = lt_recipe_model_config(&r, 8, 8, 1, 4);
+    REQUIRE_OK(lt_model_init(&m, &mc, 123));
+    snprintf(path, sizeof path, "%s/stage1.safetensors", dir);
+    REQUIRE_OK(lt_checkpoint_load(path, &m.params));
+    lt_augment_config norm;
+    REQUIRE_OK(lt_recipe_augment(&r, &g.train, &norm));
+    lt_ctx *ctx = lt_ctx_new();
+    REQUIRE(ctx != NULL);
+    int64_t counts[4];
+    lt_dataset_class_counts(&g.train, counts);
+    lt_eval_result res;
+    lt_eval_result_init(&res);
+    REQUIRE_OK(lt_evaluate(ctx, &m, &g.test, &norm, 7, 5, counts, &r.groups, &res));
+    CHECK_NEAR(res.top1, top1, 0);
+    CHECK_EQ_INT(res.num_samples, 100);
+    lt_eval_result_free(&res);
+    lt_ctx_free(ctx);
+    lt_model_free(&m);
+    lt_recipe_free(&r);
+    gen_data_free(&g);
+}
+
+TEST(train_resume_is_byte_identical) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *a = subdir("full"), *b = subdir("stopped");
+    lt_train_outcome out;
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, a, 0, 0, 0, &out));
+    CHECK(out.finished);
+    CHECK_EQ_INT(out.n_stages, 2);
+    lt_train_outcome_free(&out);
+
+    /* stop after epoch 1 (mid stage 1) */
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, b, 0, 0, 1, &out));
+    CHECK(!out.finished);
+    char p[800];
+    snprintf(p, sizeof p, "%s/stage1.safetensors", b);
+    CHECK(!lt_path_exists(p));
+    CHECK_EQ_INT(count_lines(b, "log.jsonl"), 1);
+    /* a kill mid-write: a torn log line and a stale temporary file */
+    snprintf(p, sizeof p, "%s/log.jsonl", b);
+    FILE *f = fopen(p, "a");
+    REQUIRE(f != NULL);
+    fputs("{\"seed\":0,\"stage\":1,\"ep", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/last.safetensors.tmp", b);
+    f = fopen(p, "w");
+    REQUIRE(f != NULL);
+    fputs("junk", f);
+    fclose(f);
+    /* resume: one more epoch ends stage 1's epochs but not its end-of-stage work */
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, b, 1, 0, 1, &out));
+    CHECK(!out.finished);
+    /* resume to the end */
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, b, 1, 0, 0, &out));
+    CHECK(out.finished);
+    lt_train_outcome_free(&out);
+    same_file(a, b, "stage1.safetensors");
+    same_file(a, b, "stage2.safetensors");
+    same_file(a, b, "last.safetensors");
+    same_file(a, b, "metrics.json");
+    same_file(a, b, "config.ini");
+    CHECK_EQ_INT(count_lines(b, "log.jsonl"), 4);
+
+    /* stopping at every other epoch boundary gives the same bytes too */
+    const char *c = subdir("stepwise");
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, c, 0, 0, 2, &out));
+    for (int i = 0; i < 4 && !out.finished; i++) REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, c, 1, 0, 1, &out));
+    CHECK(out.finished);
+    lt_train_outcome_free(&out);
+    same_file(a, c, "stage2.safetensors");
+    same_file(a, c, "metrics.json");
+
+    /* resuming a finished run changes nothing */
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, b, 1, 0, 0, &out));
+    CHECK(out.finished);
+    lt_train_outcome_free(&out);
+    same_file(a, b, "last.safetensors");
+    /* a different recipe cannot resume this run */
+    const char *other[] = {"stage2.lr=0.5"};
+    CHECK(run(TWO_STAGE_RECIPE, other, 1, &g, b, 1, 0, 0, &out) == LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "config.ini") != NULL);
+    gen_data_free(&g);
+}
+
+TEST(train_classifier_stage_keeps_backbone) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *dir = subdir("two");
+    lt_train_outcome out;
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, dir, 0, 0, 0, &out));
+    lt_train_outcome_free(&out);
+    char p1[800], p2[800];
+    snprintf(p1, sizeof p1, "%s/stage1.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/stage2.safetensors", dir);
+    lt_safetensors *a, *b;
+    REQUIRE_OK(lt_safetensors_load(p1, &a));
+    REQUIRE_OK(lt_safetensors_load(p2, &b));
+    int fc_changed = 0, other_changed = 0;
+    for (int64_t i = 0; i < lt_safetensors_count(a); i++) {
+        const lt_st_entry *ea = lt_safetensors_entry(a, i), *eb = lt_safetensors_find(b, ea->name);
+        REQUIRE(eb != NULL && eb->nbytes == ea->nbytes);
+        int diff = memcmp(lt_safetensors_data(a, ea), lt_safetensors_data(b, eb), (size_t)ea->nbytes) != 0;
+        if (!strncmp(ea->name, "fc.", 3)) fc_changed += diff;
+        else other_changed += diff;
+    }
+    CHECK_EQ_INT(fc_changed, 2);
+    CHECK_EQ_INT(other_changed, 0);   /* weights, BN statistics and counters all unchanged */
+    lt_safetensors_free(a);
+    lt_safetensors_free(b);
+    gen_data_free(&g);
+}
+
+TEST(train_existing_run_dir_needs_force) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *dir = subdir("exists");
+    const char *one[] = {"stage1.epochs=1"};
+    lt_train_outcome out;
+    REQUIRE_OK(run(TINY_RECIPE, one, 1, &g, dir, 0, 0, 0, &out));
+    lt_train_outcome_free(&out);
+    int64_t n0;
+    char *before = slurp(dir, "stage1.safetensors", &n0);
+    REQUIRE(before != NULL);
+    /* a user file in the directory must survive --force */
+    char p[800];
+    snprintf(p, sizeof p, "%s/notes.txt", dir);
+    FILE *f = fopen(p, "w");
+    REQUIRE(f != NULL);
+    fputs("mine", f);
+    fclose(f);
+    const char *two[] = {"stage1.epochs=2"};
+    lt_status s = run(TINY_RECIPE, two, 1, &g, dir, 0, 0, 0, &out);
+    CHECK(s == LT_ERR_EXISTS);
+    CHECK(strstr(lt_last_error(), "--force") != NULL);
+    same_file(dir, dir, "stage1.safetensors");
+    int64_t n1;
+    char *after = slurp(dir, "stage1.safetensors", &n1);
+    CHECK(after && n1 == n0 && !memcmp(before, after, (size_t)n0));
+    CHECK_EQ_INT(count_lines(dir, "log.jsonl"), 1);
+    lt_free(after);
+    /* --force replaces the run: the same recipe gives the same bytes (determinism) */
+    REQUIRE_OK(run(TINY_RECIPE, one, 1, &g, dir, 0, 1, 0, &out));
+    lt_train_outcome_free(&out);
+    after = slurp(dir, "stage1.safetensors", &n1);
+    CHECK(after && n1 == n0 && !memcmp(before, after, (size_t)n0));
+    CHECK(lt_path_exists(p));
+    lt_free(after);
+    lt_free(before);
+    /* resuming a directory that is not a run */
+    CHECK(run(TINY_RECIPE, one, 1, &g, subdir("nothing"), 1, 0, 0, &out) == LT_ERR_ARG);
+    gen_data_free(&g);
+}
+
+TEST(train_seeds_write_summary) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *dir = subdir("seeds");
+    const char *sets[] = {"stage1.epochs=1", "run.seeds=2", "run.seed=5"};
+    lt_train_outcome out;
+    REQUIRE_OK(run(TINY_RECIPE, sets, 3, &g, dir, 0, 0, 0, &out));
+    CHECK(out.finished);
+    CHECK_EQ_INT(out.n_seeds, 2);
+    REQUIRE(out.seeds != NULL);
+    CHECK_EQ_INT(out.seeds[0], 5);
+    CHECK_EQ_INT(out.seeds[1], 6);
+    char p[800];
+    snprintf(p, sizeof p, "%s/seed6/stage1.safetensors", dir);
+    CHECK(lt_path_exists(p));
+    snprintf(p, sizeof p, "%s/seed5/config.ini", dir);
+    char *cfg = NULL;
+    int64_t n;
+    REQUIRE_OK(lt_file_read(p, 0, &cfg, &n));
+    CHECK(strstr(cfg, "seed = 5") && strstr(cfg, "seeds = 1"));
+    lt_free(cfg);
+    snprintf(p, sizeof p, "%s/summary.json", dir);
+    lt_json *j;
+    REQUIRE_OK(lt_json_load(p, 0, &j));
+    const lt_json *top1 = lt_json_get(lt_json_at(lt_json_get(j, "stages"), 0), "top1");
+    REQUIRE(top1 != NULL);
+    double mean = lt_json_number(lt_json_get(top1, "mean"), -1), sd = lt_json_number(lt_json_get(top1, "std"), -1);
+    double a = out.results[0].top1, b = out.results[1].top1;
+    CHECK_NEAR(mean, (a + b) / 2, 1e-12);
+    CHECK_NEAR(sd, fabs(a - b) / sqrt(2.0), 1e-12);
+    const lt_json *pc = lt_json_get(lt_json_at(lt_json_get(j, "stages"), 0), "per_class_acc");
+    CHECK(pc && lt_json_get(pc, "mean") && lt_json_get(pc, "mean")->n == 4);
+    lt_json_free(j);
+    lt_train_outcome_free(&out);
+    gen_data_free(&g);
+}
