@@ -220,6 +220,97 @@ TEST(loss_gradcheck_equalization_las) { gradcheck_kinds(K_EQL, K_LAS); }
 TEST(loss_gradcheck_distill) { gradcheck_kinds(K_KD, K_COSDIST); }
 TEST(loss_gradcheck_iwb_regularizers) { gradcheck_kinds(K_IWB, K_FR); }
 
+/* A training step performs no heap allocation after warm-up (design.md): every loss,
+ * forward and backward, runs from the arena once it has grown. */
+TEST(loss_no_allocation_after_warmup) {
+    lt_ctx *ctx = lt_ctx_new();
+    REQUIRE(ctx != NULL);
+    float mask[30], w[5];
+    lt_rng mr;
+    lt_rng_init(&mr, 3, LT_STREAM_LOSS);
+    REQUIRE_OK(lt_seql_weights(&mr, LABELS, 6, COUNTS, 5, 0.02f, 0.6f, mask));
+    REQUIRE_OK(lt_cb_weights(COUNTS, 5, 0.999, w));
+    for (int k = 0; k < N_CASES; k++) {
+        const loss_case *c = &cases[k];
+        case_data d = {LABELS, COUNTS, c->beta > 0 ? w : NULL, mask};
+        lt_tensor *in[3] = {0};
+        lt_rng r;
+        lt_rng_init(&r, 900 + (uint64_t)k, LT_STREAM_TEST);
+        for (int i = 0; i < c->n_in; i++) {
+            in[i] = owned_new(c->name, c->in[i].ndim, c->in[i].shape, !c->in[i].no_grad);
+            REQUIRE(in[i] != NULL);
+            fill(in[i], c->in[i].gen, &r);
+        }
+        for (int step = 0; step < 4; step++) {
+            uint64_t before = lt_alloc_count();
+            lt_ctx_reset(ctx);
+            lt_tensor *l = apply(ctx, c, in, &d);
+            lt_status st = lt_backward(ctx, l);
+            if (st != LT_OK) {
+                lt_test_fail(__FILE__, __LINE__, "%s: %s", c->name, lt_last_error());
+                break;
+            }
+            uint64_t n = lt_alloc_count() - before;
+            if (step >= 2 && n != 0)
+                lt_test_fail(__FILE__, __LINE__, "%s: step %d made %llu heap allocations", c->name, step,
+                             (unsigned long long)n);
+        }
+        for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+    }
+    lt_ctx_free(ctx);
+}
+
+/* Out of memory anywhere inside a loss (arena blocks, the tape) gives NULL and
+ * LT_ERR_NOMEM in the context, never a crash; fail the 1st, 2nd, ... allocation until the
+ * loss runs through. */
+static long oom_at, oom_calls;
+static void *oom_malloc(size_t n, void *u) { (void)u; return ++oom_calls == oom_at ? NULL : malloc(n); }
+static void *oom_realloc(void *p, size_t n, void *u) { (void)u; return ++oom_calls == oom_at ? NULL : realloc(p, n); }
+static void oom_free(void *p, void *u) { (void)u; free(p); }
+
+TEST(loss_out_of_memory) {
+    static const lt_alloc_hook hook = {oom_malloc, oom_realloc, oom_free, NULL};
+    float mask[30], w[5];
+    lt_rng mr;
+    lt_rng_init(&mr, 3, LT_STREAM_LOSS);
+    REQUIRE_OK(lt_seql_weights(&mr, LABELS, 6, COUNTS, 5, 0.02f, 0.6f, mask));
+    REQUIRE_OK(lt_cb_weights(COUNTS, 5, 0.999, w));
+    int failed_total = 0;
+    for (int k = 0; k < N_CASES; k++) {
+        const loss_case *c = &cases[k];
+        case_data d = {LABELS, COUNTS, c->beta > 0 ? w : NULL, mask};
+        lt_tensor *in[3] = {0};
+        lt_rng r;
+        lt_rng_init(&r, 700 + (uint64_t)k, LT_STREAM_TEST);
+        for (int i = 0; i < c->n_in; i++) {
+            in[i] = owned_new(c->name, c->in[i].ndim, c->in[i].shape, !c->in[i].no_grad);
+            REQUIRE(in[i] != NULL);
+            fill(in[i], c->in[i].gen, &r);
+        }
+        for (oom_at = 1; oom_at < 100; oom_at++) {
+            lt_ctx *ctx = lt_ctx_new();   /* a fresh arena and tape: every allocation happens */
+            REQUIRE(ctx != NULL);
+            oom_calls = 0;
+            lt_set_alloc_hook(&hook);
+            lt_tensor *l = apply(ctx, c, in, &d);
+            lt_status st = l ? lt_backward(ctx, l) : lt_ctx_status(ctx);
+            lt_set_alloc_hook(NULL);
+            int hit = oom_calls >= oom_at;
+            lt_ctx_free(ctx);
+            if (!hit) {
+                if (st != LT_OK) lt_test_fail(__FILE__, __LINE__, "%s: %s without a failed allocation", c->name, lt_last_error());
+                break;
+            }
+            failed_total++;
+            if (st != LT_ERR_NOMEM || (l && st == LT_OK))
+                lt_test_fail(__FILE__, __LINE__, "%s: allocation %ld failed but the status is %s", c->name, oom_at,
+                             lt_status_name(st));
+        }
+        for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+    }
+    CHECK(failed_total >= N_CASES);
+}
+
 /* ---- PyTorch fixtures ---- */
 
 static const void *fx_get(const lt_safetensors *st, const char *c, const char *what, lt_dtype dt, int64_t numel) {

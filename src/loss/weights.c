@@ -88,9 +88,10 @@ lt_status lt_las_smoothing(const int64_t *class_counts, int64_t C, float eps_hea
     return LT_OK;
 }
 
-/* T_λ(f_k) for every class: 1 when the class frequency n_k / N is below λ. */
-static lt_status rare_classes(const char *what, const int32_t *labels, int64_t B,
-                              const int64_t *n, int64_t C, float lambda, float *w, unsigned char *rare) {
+/* Checks the arguments of the equalization masks; *total gets N = Σ n_k. No allocation:
+ * the masks are rebuilt every training step. */
+static lt_status check_eql(const char *what, const int32_t *labels, int64_t B, const int64_t *n,
+                           int64_t C, float lambda, const float *w, double *total) {
     lt_status st = check_counts(what, n, C, 0);
     if (st != LT_OK) return st;
     if (!labels || !w) return lt_error(LT_ERR_ARG, "%s: %s is NULL", what, !labels ? "labels" : "w");
@@ -100,23 +101,26 @@ static lt_status rare_classes(const char *what, const int32_t *labels, int64_t B
         if (labels[i] < 0 || labels[i] >= C)
             return lt_error(LT_ERR_ARG, "%s: labels[%lld] = %d is outside [0, %lld)", what,
                             (long long)i, (int)labels[i], (long long)C);
-    int64_t total = 0;
-    for (int64_t c = 0; c < C; c++) total += n[c];
-    for (int64_t c = 0; c < C; c++) rare[c] = (double)n[c] / (double)total < (double)lambda;
+    *total = 0;
+    for (int64_t c = 0; c < C; c++) *total += (double)n[c];
     return LT_OK;
+}
+
+/* T_λ(f_k) = 1 when the class frequency n_k / N is below λ. */
+static int rare(const int64_t *n, int64_t k, double total, float lambda) {
+    return (double)n[k] / total < (double)lambda;
 }
 
 /* Tan et al. 2020, Eq. 7 (EQL code: eql_w = 1 − exclude · threshold · (1 − target)). */
 lt_status lt_eql_weights(const int32_t *labels, int64_t B, const int64_t *class_counts,
                          int64_t C, float lambda, float *w) {
-    unsigned char *rare = C > 0 ? lt_malloc((size_t)C) : NULL;
-    if (C > 0 && !rare) return lt_error(LT_ERR_NOMEM, "eql_weights: out of memory");
-    lt_status st = rare_classes("eql_weights", labels, B, class_counts, C, lambda, w, rare);
-    if (st == LT_OK)
-        for (int64_t i = 0; i < B; i++)
-            for (int64_t k = 0; k < C; k++) w[i * C + k] = (rare[k] && k != labels[i]) ? 0.0f : 1.0f;
-    lt_free(rare);
-    return st;
+    double total;
+    lt_status st = check_eql("eql_weights", labels, B, class_counts, C, lambda, w, &total);
+    if (st != LT_OK) return st;
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t k = 0; k < C; k++)
+            w[i * C + k] = (k != labels[i] && rare(class_counts, k, total, lambda)) ? 0.0f : 1.0f;
+    return LT_OK;
 }
 
 /* Tan et al. 2020, Eq. 11: w̃_k = 1 − β T_λ(f_k)(1 − y_k), β ~ Bernoulli(γ). */
@@ -126,17 +130,15 @@ lt_status lt_seql_weights(lt_rng *rng, const int32_t *labels, int64_t B,
     if (!rng) return lt_error(LT_ERR_ARG, "seql_weights: rng is NULL");
     if (!(gamma >= 0.0f && gamma <= 1.0f))
         return lt_error(LT_ERR_ARG, "seql_weights: gamma = %g, expected a probability in [0, 1]", (double)gamma);
-    unsigned char *rare = C > 0 ? lt_malloc((size_t)C) : NULL;
-    if (C > 0 && !rare) return lt_error(LT_ERR_NOMEM, "seql_weights: out of memory");
-    lt_status st = rare_classes("seql_weights", labels, B, class_counts, C, lambda, w, rare);
-    if (st == LT_OK)
-        for (int64_t i = 0; i < B; i++)
-            for (int64_t k = 0; k < C; k++) {
-                int beta = lt_rng_uniform(rng) < gamma;   /* drawn for every element */
-                w[i * C + k] = (beta && rare[k] && k != labels[i]) ? 0.0f : 1.0f;
-            }
-    lt_free(rare);
-    return st;
+    double total;
+    lt_status st = check_eql("seql_weights", labels, B, class_counts, C, lambda, w, &total);
+    if (st != LT_OK) return st;
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t k = 0; k < C; k++) {
+            int beta = lt_rng_uniform(rng) < gamma;   /* drawn for every element */
+            w[i * C + k] = (beta && k != labels[i] && rare(class_counts, k, total, lambda)) ? 0.0f : 1.0f;
+        }
+    return LT_OK;
 }
 
 float lt_loss_sigmoid_bias_init(int64_t C) {
