@@ -86,8 +86,9 @@ lt_tensor *lt_loss_cb_softmax(lt_ctx *ctx, lt_tensor *logits, const int32_t *lab
  * class-balanced-loss-pytorch port): binary cross-entropy of p = softmax(z) against the
  * one-hot y, every element of row i weighted by w_{y_i}, averaged over all B·C elements:
  *   L = −1/(B C) Σ_i w_{y_i} Σ_k [y_{ik} log p_{ik} + (1 − y_{ik}) log(1 − p_{ik})].
- * log p_y is taken from log_softmax; 1 − p is clamped below at FLT_MIN (PyTorch clamps
- * the log at −100 instead: the two differ only when a probability is within 1e-38 of 1). */
+ * log p_y is taken from log_softmax; 1 − p is clamped below at FLT_MIN. PyTorch clamps
+ * the log at −100 instead; the two differ only when 1 − p rounds to 0 in float (a term of
+ * −log FLT_MIN = 87.3 with no gradient here, 100 there). */
 lt_tensor *lt_loss_cb_softmax_bce(lt_ctx *ctx, lt_tensor *logits, const int32_t *labels,
                                   const float *class_weight);
 
