@@ -625,6 +625,46 @@ TEST(dense_batchnorm_thread_count_independent) {
     owned_free(b);
 }
 
+/* The same conv forward/backward in two fresh contexts gives bit-identical results (the
+ * contract behind "same seed + same thread count => same weights"). */
+TEST(dense_conv2d_repeatable) {
+    r_init();
+    lt_rng r;
+    lt_rng_init(&r, 7, LT_STREAM_TEST);
+    lt_tensor *x = owned("x", 4, (int64_t[]){4, 8, 8, 16}), *w = owned("w", 4, (int64_t[]){32, 3, 3, 16});
+    lt_tensor *b = owned("bias", 1, (int64_t[]){32});
+    REQUIRE(x && w && b);
+    fill_normal(x, &r, 1, 0);
+    fill_normal(w, &r, 0.2f, 0);
+    fill_normal(b, &r, 1, 0);
+    float *keep[2][4] = {{0}};
+    for (int k = 0; k < 2; k++) {
+        lt_ctx *ctx = lt_ctx_new();
+        REQUIRE(ctx);
+        memset(x->grad, 0, sizeof(float) * (size_t)x->numel);
+        memset(w->grad, 0, sizeof(float) * (size_t)w->numel);
+        memset(b->grad, 0, sizeof(float) * (size_t)b->numel);
+        lt_tensor *y = lt_conv2d(ctx, lt_scale(ctx, x, 1.0f), w, b, 2, 1);
+        REQUIRE(y);
+        REQUIRE_OK(lt_backward(ctx, weighted_sum(ctx, y, r_weights)));
+        const lt_tensor *src[4] = {y, x, w, b};
+        for (int i = 0; i < 4; i++) {
+            size_t n = (size_t)src[i]->numel * sizeof(float);
+            keep[k][i] = malloc(n);
+            REQUIRE(keep[k][i]);
+            memcpy(keep[k][i], i == 0 ? src[i]->data : src[i]->grad, n);
+        }
+        lt_ctx_free(ctx);
+    }
+    int64_t n[4] = {4 * 4 * 4 * 32, x->numel, w->numel, b->numel};
+    for (int i = 0; i < 4; i++) {
+        CHECK(memcmp(keep[0][i], keep[1][i], (size_t)n[i] * sizeof(float)) == 0);
+        free(keep[0][i]);
+        free(keep[1][i]);
+    }
+    owned_free(x); owned_free(w); owned_free(b);
+}
+
 /* A training step conv -> bn -> maxpool -> global pool -> linear -> scalar, repeated with
  * the same shapes, makes no allocation through lt_malloc once warm (primitives cached,
  * scratchpad sized, arena merged, tape grown). Only the dense ops are used. */
