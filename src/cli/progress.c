@@ -63,8 +63,8 @@ void lt_progress_event(const lt_train_event *ev, void *user) {
     case LT_TRAIN_STAGE_BEGIN:
         if (p->quiet) break;
         lt_progress_finish(p);
-        fprintf(f, "%s%s: %lld epochs of %lld batches\n", pre, ev->stage_name, (long long)ev->epochs,
-                (long long)ev->batches);
+        fprintf(f, "%s%s: %lld epoch%s of %lld batches\n", pre, ev->stage_name, (long long)ev->epochs,
+                ev->epochs == 1 ? "" : "s", (long long)ev->batches);
         break;
     case LT_TRAIN_BATCH: {
         if (p->quiet || !p->tty) break;

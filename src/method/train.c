@@ -219,6 +219,8 @@ static lt_status write_progress_json(const trainer *t, int finished, char **out)
     return s;
 }
 
+static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w);
+
 /* last.safetensors: the whole state a resumed run needs (see the top of this file). */
 static lt_status save_resume(trainer *t) {
     int finished = t->ps.stage_done && t->ps.stage == t->r->n_stages - 1;
@@ -234,6 +236,12 @@ static lt_status save_resume(trainer *t) {
         lt_ckpt_writer_add_params(w, &t->model.params, "best/", LT_CKPT_ALL, t->best.data, t->best.buffers,
                                   t->best.counters);
     lt_ckpt_writer_add_meta(w, "format", "longtail-resume-1");
+    s = add_model_meta(t, w);
+    if (s) {
+        lt_free(progress);
+        lt_ckpt_writer_free(w);
+        return s;
+    }
     lt_ckpt_writer_add_meta(w, "progress", progress);
     for (int k = 0; k < t->r->n_stages; k++)
         if (t->stage_json[k]) {
@@ -263,14 +271,13 @@ static void csv_floats(char *buf, size_t n, const float *v, int64_t c) {
     for (int64_t i = 0; i < c && k < n; i++) k += (size_t)snprintf(buf + k, n - k, i ? ",%.9g" : "%.9g", (double)v[i]);
 }
 
-/* stageK.safetensors: the model with what is needed to rebuild and use it. */
-static lt_status save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch) {
+/* Metadata that describes the model (to rebuild it, normalize its inputs, reproduce it). */
+static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w) {
     char *recipe = NULL;
     lt_status s = lt_recipe_to_string(t->r, &recipe);
     if (s) return s;
     const lt_model_config *mc = &t->model.cfg;
-    char arch[32], depth[16], width[32], ncls[16], h[16], w_[16], c[16], stage[16], sel[24], seed[32], mean[160],
-        std[160];
+    char arch[32], depth[16], width[32], ncls[16], h[16], w_[16], c[16], seed[32], mean[160], std[160];
     snprintf(arch, sizeof arch, "resnet%d", mc->depth);
     snprintf(depth, sizeof depth, "%d", mc->depth);
     snprintf(width, sizeof width, "%.9g", (double)mc->width);
@@ -278,21 +285,37 @@ static lt_status save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch
     snprintf(h, sizeof h, "%d", mc->in_height);
     snprintf(w_, sizeof w_, "%d", mc->in_width);
     snprintf(c, sizeof c, "%d", mc->in_channels);
-    snprintf(stage, sizeof stage, "%d", k + 1);
-    snprintf(sel, sizeof sel, "%lld", (long long)selected_epoch + 1);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->seed);
     csv_floats(mean, sizeof mean, t->norm.mean, mc->in_channels);
     csv_floats(std, sizeof std, t->norm.std, mc->in_channels);
-    const char *meta[] = {"format", "longtail-model-1", "arch", arch, "depth", depth, "width", width,
-                          "num_classes", ncls, "in_height", h, "in_width", w_, "in_channels", c,
-                          "bias_init", mc->fc_bias_init == LT_BIAS_INIT_ZERO ? "zero" : "torch",
-                          "normalize_mean", mean, "normalize_std", std, "stage", stage, "selected_epoch", sel,
-                          "seed", seed, "recipe", recipe, "longtail", LT_VERSION};
-    char name[32];
-    snprintf(name, sizeof name, "stage%d.safetensors", k + 1);
-    s = lt_checkpoint_save(path_in(t, name), &t->model.params, meta, (int64_t)(sizeof meta / sizeof meta[0]) / 2);
+    const char *meta[] = {"arch", arch, "depth", depth, "width", width, "num_classes", ncls, "in_height", h,
+                          "in_width", w_, "in_channels", c, "bias_init",
+                          mc->fc_bias_init == LT_BIAS_INIT_ZERO ? "zero" : "torch", "normalize_mean", mean,
+                          "normalize_std", std, "seed", seed, "recipe", recipe, "longtail", LT_VERSION};
+    for (size_t k = 0; k + 1 < sizeof meta / sizeof meta[0] && !s; k += 2) s = lt_ckpt_writer_add_meta(w, meta[k], meta[k + 1]);
     lt_free(recipe);
     return s;
+}
+
+/* stageK.safetensors: the model with what is needed to rebuild and use it. */
+static lt_status save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch) {
+    lt_ckpt_writer *w;
+    lt_status s = lt_ckpt_writer_new(&w);
+    if (s) return s;
+    char stage[16], sel[24], name[32];
+    snprintf(stage, sizeof stage, "%d", k + 1);
+    snprintf(sel, sizeof sel, "%lld", (long long)selected_epoch + 1);
+    snprintf(name, sizeof name, "stage%d.safetensors", k + 1);
+    s = lt_ckpt_writer_add_meta(w, "format", "longtail-model-1");
+    if (!s) s = add_model_meta(t, w);
+    if (!s) s = lt_ckpt_writer_add_meta(w, "stage", stage);
+    if (!s) s = lt_ckpt_writer_add_meta(w, "selected_epoch", sel);
+    if (!s) s = lt_ckpt_writer_add_params(w, &t->model.params, "", LT_CKPT_ALL, NULL, NULL, NULL);
+    if (s) {
+        lt_ckpt_writer_free(w);
+        return s;
+    }
+    return lt_ckpt_writer_commit(w, path_in(t, name));
 }
 
 /* metrics.json from the finished stages' entries. */
