@@ -36,11 +36,13 @@ figure() { awk -v k="$1" '$1 == k { for (i = 1; i < NF; i++) if ($(i + 1) == "im
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "bench: ${args[*]}, $rounds rounds, alternating longtail / PyTorch"
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$rounds"); do
   "$LONGTAIL" bench "${args[@]}" | tee "$tmp/lt.$r" | sed 's/^/  longtail  /'
   "$PYTHON" "$here/torch_resnet.py" "${args[@]}" | tee "$tmp/pt.$r" | sed 's/^/  pytorch   /'
 done
 
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (a load above 0 on a shared machine skews both sides)"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for kind in train infer; do
   lt=$(for r in $(seq 1 "$rounds"); do figure "$kind" "$tmp/lt.$r"; done | median)
