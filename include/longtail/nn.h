@@ -105,7 +105,22 @@ typedef enum lt_arch {
 
 typedef enum lt_head_kind {
     LT_HEAD_LINEAR = 0,         /* fc: logits = f · Wᵀ + b */
+    /* logits_c = cos(f, w_c) (LDAM / RIDE NormedLinear, no bias, no scale: a loss that
+     * wants s · cos multiplies itself). fc.weight (C, D) only. */
+    LT_HEAD_COSINE = 1,
+    /* Fixed simplex ETF (Hasegawa & Sato 2024; methods.md §6): W = (U M)ᵀ with
+     * M = √(C/(C−1)) (I − 11ᵀ/C) and U the first C columns of a random orthogonal D×D
+     * matrix (Gram–Schmidt of a seeded Gaussian D×C, in double), so rows are unit and
+     * pairwise cosines −1/(C−1). W is stored as the BUFFER fc.weight (never trained, no
+     * weight decay, saved in the state_dict as a registered buffer); fc.bias trains.
+     * Needs D ≥ C and C ≥ 2. */
+    LT_HEAD_ETF = 2,
+    /* Learnable weight scaling (Kang et al. 2020): logits_c = s_c · (w_c · f + b_c), with
+     * fc.scales (C) initialized to 1 beside fc.weight and fc.bias. */
+    LT_HEAD_LWS = 3,
 } lt_head_kind;
+/* "linear", "cosine", "etf", "lws" ("?" otherwise). */
+const char *lt_head_kind_name(lt_head_kind kind);
 
 typedef enum lt_bias_init {
     /* PyTorch's nn.Linear default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the CIFAR ResNet
@@ -145,8 +160,16 @@ typedef struct lt_model_config {
 typedef struct lt_head {
     lt_head_kind kind;
     int64_t in_dim, out_dim;
-    lt_tensor *weight;     /* fc.weight (out, in) */
-    lt_tensor *bias;       /* fc.bias (out) */
+    lt_tensor *weight;     /* fc.weight (out, in) (ETF: a buffer) */
+    lt_tensor *bias;       /* fc.bias (out); NULL for the cosine head */
+    lt_tensor *scales;     /* fc.scales (out), LWS only; else NULL */
+    /* Post-hoc logit transform used in evaluation only (a context with training off):
+     * z_c ← z_c · post_scale[c] + post_shift[c]. NULL (the default): none. Owned by the
+     * model (lt_model_set_posthoc). Every post-hoc transform of eval.h is one of these
+     * for the linear head: τ-norm with the bias kept is s_c = ‖w_c‖^−τ, shift b_c(1 − s_c);
+     * bias dropped, shift −b_c s_c; additive LA s = 1, shift −τ log π_c; multiplicative LA
+     * s_c = π_c^−τ. */
+    float *post_scale, *post_shift;
 } lt_head;
 
 struct lt_backbone;        /* architecture-specific layers (src/nn) */
@@ -173,6 +196,10 @@ void lt_model_free(lt_model *m);   /* NULL is a no-op */
 void lt_model_set_bn_mode(lt_model *m, lt_bn_mode mode);
 /* Total parameter count (PyTorch's sum(p.numel() for p in model.parameters())). */
 int64_t lt_model_num_params(const lt_model *m);
+
+/* Sets (copies) or clears (both NULL) the evaluation-only logit transform of the head
+ * (lt_head.post_scale / post_shift); scale NULL means 1, shift NULL means 0. */
+lt_status lt_model_set_posthoc(lt_model *m, const float *scale, const float *shift);
 
 /* x: (B, H, W, in_channels) NHWC. Returns the pooled features (B, feature_dim), or NULL
  * with the error in ctx. */

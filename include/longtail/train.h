@@ -101,6 +101,7 @@ typedef struct lt_recipe {
     int depth;                           /* CIFAR ResNet depth (arch = resnet<depth>) */
     float width;
     lt_bias_init bias_init;
+    lt_head_kind head;                   /* [model] head: linear, cosine, etf, lws */
     int n_stages;
     lt_stage_config stages[LT_MAX_STAGES];
     lt_group_spec groups;                /* Many / Medium / Few */

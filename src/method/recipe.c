@@ -226,6 +226,9 @@ static void read_model(reader *rd) {
     static const char *const bi[] = {"torch", "zero"};
     static const int bi_v[] = {LT_BIAS_INIT_TORCH, LT_BIAS_INIT_ZERO};
     r->bias_init = (lt_bias_init)get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
+    static const char *const heads[] = {"linear", "cosine", "etf", "lws"};
+    static const int head_v[] = {LT_HEAD_LINEAR, LT_HEAD_COSINE, LT_HEAD_ETF, LT_HEAD_LWS};
+    r->head = (lt_head_kind)get_enum(rd, S, "head", "linear", heads, head_v, 4);
 }
 
 /* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
@@ -583,6 +586,7 @@ lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w,
     lt_model_config m = lt_model_config_resnet(r->depth, (int)c, (int)h, (int)w, num_classes);
     m.width = r->width;
     m.fc_bias_init = r->bias_init;
+    m.head = r->head;
     return m;
 }
 

@@ -187,9 +187,12 @@ static void reinit_classifier(trainer *t, int stage) {
     lt_rng_init(&rng, lt_data_derive_seed(t->seed, 1000 + (uint64_t)stage, 0), LT_STREAM_INIT);
     lt_tensor *w = t->model.head.weight, *b = t->model.head.bias;
     double std = sqrt(2.0 / (double)w->shape[1]);
-    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
+    if (t->model.head.kind != LT_HEAD_ETF)   /* the ETF rows are fixed: only its bias is re-drawn */
+        for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
+    if (t->model.head.scales)
+        for (int64_t i = 0; i < t->model.head.scales->numel; i++) t->model.head.scales->data[i] = 1.0f;
     float bound = (float)(1.0 / sqrt((double)w->shape[1]));
-    for (int64_t i = 0; i < b->numel; i++)
+    for (int64_t i = 0; b && i < b->numel; i++)
         b->data[i] = t->model.cfg.fc_bias_init == LT_BIAS_INIT_ZERO ? 0.0f : -bound + 2.0f * bound * lt_rng_uniform(&rng);
 }
 
