@@ -37,6 +37,7 @@
 #include "data.h"
 #include "eval.h"
 #include "io.h"
+#include "loss.h"
 #include "nn.h"
 #include "optim.h"
 
@@ -45,8 +46,22 @@
 
 /* ---------------------------------------------------------------- recipes */
 
+/* The loss of a stage (`loss = ...`); formulas in docs/losses.md, the wiring in
+ * src/method/stage_loss.c, the losses themselves in loss.h. */
 typedef enum lt_loss_kind {
     LT_LOSS_CE = 0,            /* cross-entropy (optionally class-weighted, label-smoothed) */
+    LT_LOSS_CB_SOFTMAX,        /* weighted CE, normalized by B or by Σ w (cb_norm) */
+    LT_LOSS_CB_BCE,            /* the WB / IWB code's BCE on softmax */
+    LT_LOSS_FOCAL,             /* softmax focal (focal_gamma) */
+    LT_LOSS_CB_FOCAL,          /* sigmoid focal with class weights */
+    LT_LOSS_CB_SIGMOID,        /* sigmoid BCE with class weights */
+    LT_LOSS_LDAM,              /* LDAM on cosine logits (needs [model] head = cosine) */
+    LT_LOSS_BALANCED_SOFTMAX,  /* CE(z + log π) */
+    LT_LOSS_LA,                /* CE(z + τ log π) */
+    LT_LOSS_EQL,               /* sigmoid equalization loss */
+    LT_LOSS_SEQL,              /* softmax equalization loss (stochastic, LT_STREAM_LOSS) */
+    LT_LOSS_LAS,               /* label-aware smoothing */
+    LT_LOSS_IWB,               /* iwb_base loss + the IWB term */
 } lt_loss_kind;
 
 typedef enum lt_class_weighting {
@@ -54,7 +69,27 @@ typedef enum lt_class_weighting {
     /* Class-balanced weights (Cui et al. 2019): w_c = (1 - β) / (1 - β^{n_c}), rescaled so
      * that Σ_c w_c = C. */
     LT_WEIGHTS_CB = 1,
+    /* Deferred re-weighting (Cao et al. 2019): all ones before drw_epoch, CB weights from
+     * it on (epochs of the stage counted from 0). */
+    LT_WEIGHTS_DRW = 2,
 } lt_class_weighting;
+
+/* The settings of the stage loss besides its kind (defaults in docs/recipes.md). */
+typedef struct lt_stage_loss_config {
+    int cb_norm_weights;                 /* cb_softmax: 0 = Σ/B, 1 = Σ/Σw (PyTorch) */
+    float focal_gamma;                   /* focal, cb_focal */
+    int sigmoid_bias_init;               /* cb_focal/cb_sigmoid/eql: bias := −log(C−1) */
+    float ldam_s, ldam_max_m;
+    float la_tau;
+    float eql_lambda;
+    float seql_gamma, seql_lambda;
+    float las_head, las_tail;
+    lt_iwb_config iwb;
+    lt_loss_kind iwb_base;               /* the loss the IWB term is added to */
+    int64_t drw_epoch;                   /* class_weights = drw: first weighted epoch (0-based) */
+    float wd_loss;                       /* λ of λ/2 Σ‖θ‖² over trainable weights; 0 = off */
+    float feature_reg;                   /* coef of coef · mean‖f‖²/2; 0 = off */
+} lt_stage_loss_config;
 
 typedef enum lt_epoch_select {
     LT_EPOCH_BEST_VAL = 0,     /* the epoch with the highest validation top-1 (first of ties) */
@@ -86,6 +121,7 @@ typedef struct lt_stage_config {
     lt_class_weighting class_weights;
     double cb_beta;
     float label_smoothing;
+    lt_stage_loss_config lc;             /* the loss's own settings */
     lt_sampler_config sampler;           /* total_epochs = epochs */
     lt_epoch_select select;
 } lt_stage_config;
@@ -101,7 +137,6 @@ typedef struct lt_recipe {
     int depth;                           /* CIFAR ResNet depth (arch = resnet<depth>) */
     float width;
     lt_bias_init bias_init;
-    lt_head_kind head;                   /* [model] head: linear, cosine, etf, lws */
     int n_stages;
     lt_stage_config stages[LT_MAX_STAGES];
     lt_group_spec groups;                /* Many / Medium / Few */

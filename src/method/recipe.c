@@ -6,6 +6,7 @@
  * optimizer name, a negative learning rate) are reported here with the file:line of the
  * key, found by scanning the recipe text (overrides are reported as --set). */
 #include "longtail/train.h"
+#include "stage_loss.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -226,9 +227,6 @@ static void read_model(reader *rd) {
     static const char *const bi[] = {"torch", "zero"};
     static const int bi_v[] = {LT_BIAS_INIT_TORCH, LT_BIAS_INIT_ZERO};
     r->bias_init = (lt_bias_init)get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
-    static const char *const heads[] = {"linear", "cosine", "etf", "lws"};
-    static const int head_v[] = {LT_HEAD_LINEAR, LT_HEAD_COSINE, LT_HEAD_ETF, LT_HEAD_LWS};
-    r->head = (lt_head_kind)get_enum(rd, S, "head", "linear", heads, head_v, 4);
 }
 
 /* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
@@ -367,14 +365,8 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
     static const int bn_v[] = {LT_BN_TRAIN, LT_BN_FROZEN, LT_BN_STATS_ONLY};
     st->bn = (lt_bn_mode)get_enum(rd, S, "bn", "train", bns, bn_v, 3);
 
-    static const char *const losses[] = {"ce"};
-    static const int loss_v[] = {LT_LOSS_CE};
-    st->loss = (lt_loss_kind)get_enum(rd, S, "loss", "ce", losses, loss_v, 1);
-    static const char *const cws[] = {"none", "cb"};
-    static const int cw_v[] = {LT_WEIGHTS_NONE, LT_WEIGHTS_CB};
-    st->class_weights = (lt_class_weighting)get_enum(rd, S, "class_weights", "none", cws, cw_v, 2);
-    st->cb_beta = get_num(rd, S, "cb_beta", 0.9999, 0.0, 1.0, 1);
-    st->label_smoothing = (float)get_num(rd, S, "label_smoothing", 0.0, 0.0, 1.0, 1);
+    /* loss, class_weights, cb_beta, label_smoothing and the loss's own keys: stage_loss.c */
+    if (!rd->st) rd->st = lt_mt_read_stage_loss(r, S, st);
 
     lt_sampler_config_default(&st->sampler);
     static const char *const samplers[] = {"instance", "class_aware", "class_balanced", "sqrt", "qpower", "reversed",
@@ -586,7 +578,6 @@ lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w,
     lt_model_config m = lt_model_config_resnet(r->depth, (int)c, (int)h, (int)w, num_classes);
     m.width = r->width;
     m.fc_bias_init = r->bias_init;
-    m.head = r->head;
     return m;
 }
 

@@ -16,6 +16,7 @@
  *   stage_after_epoch() constraints applied after each epoch
  *   stage_posthoc()     post-hoc transforms before the stage's final evaluation */
 #include "method_internal.h"
+#include "stage_loss.h"
 
 #include "longtail/ops.h"
 
@@ -140,15 +141,14 @@ static void emit(trainer *t, lt_train_event *ev) {
 
 /* ---------------------------------------------------------------- method hooks */
 
-/* The loss of a batch. class weights: NULL or [C]. */
-static lt_tensor *stage_loss(trainer *t, const lt_stage_config *sc, lt_tensor *logits, lt_tensor *features,
-                             const int32_t *labels) {
-    (void)features;
-    const float *w = sc->class_weights == LT_WEIGHTS_NONE ? NULL : t->class_weight;
-    switch (sc->loss) {
-    case LT_LOSS_CE: return lt_cross_entropy(t->ctx, logits, labels, w, sc->label_smoothing, LT_REDUCE_MEAN);
-    }
-    return lt_ctx_fail(t->ctx, LT_ERR_ARG, "%s: unknown loss %d", sc->name, (int)sc->loss);
+/* The loss of batch b of epoch e of stage k (stage_loss.c; class weights of the epoch go
+ * to t->class_weight, stochastic terms draw from (seed, k, e, b) on LT_STREAM_LOSS). */
+static lt_tensor *stage_loss(trainer *t, const lt_stage_config *sc, int k, int64_t e, int64_t b, lt_tensor *logits,
+                             lt_tensor *features, const int32_t *labels) {
+    lt_rng rng;
+    lt_mt_stage_loss_rng(&rng, t->seed, k, e, b);
+    return lt_mt_stage_loss(t->ctx, sc, logits, features, labels, t->train_counts, e, &t->model, &rng,
+                            t->class_weight);
 }
 
 static lt_status stage_after_step(trainer *t, const lt_stage_config *sc) {
@@ -166,20 +166,6 @@ static lt_status stage_posthoc(trainer *t, const lt_stage_config *sc) {
     return LT_OK;
 }
 
-/* Class-balanced weights (Cui et al. 2019, "Class-Balanced Loss Based on Effective Number
- * of Samples"): w_c = (1 - β) / (1 - β^{n_c}), normalized so Σ w_c = C; a class with no
- * training image gets 0. */
-static double cb_raw(int64_t n, double beta) {
-    if (n <= 0) return 0.0;
-    return beta == 0.0 ? 1.0 : (1.0 - beta) / (1.0 - pow(beta, (double)n));
-}
-
-static void class_balanced_weights(const int64_t *counts, int32_t C, double beta, float *w) {
-    double s = 0;
-    for (int32_t c = 0; c < C; c++) s += cb_raw(counts[c], beta);
-    for (int32_t c = 0; c < C; c++) w[c] = s > 0 ? (float)(cb_raw(counts[c], beta) * (double)C / s) : 1.0f;
-}
-
 /* Re-draws the linear head as at model construction (cRT's re-initialized classifier):
  * Kaiming-normal weight, bias per the recipe, from a stream of its own. */
 static void reinit_classifier(trainer *t, int stage) {
@@ -187,12 +173,9 @@ static void reinit_classifier(trainer *t, int stage) {
     lt_rng_init(&rng, lt_data_derive_seed(t->seed, 1000 + (uint64_t)stage, 0), LT_STREAM_INIT);
     lt_tensor *w = t->model.head.weight, *b = t->model.head.bias;
     double std = sqrt(2.0 / (double)w->shape[1]);
-    if (t->model.head.kind != LT_HEAD_ETF)   /* the ETF rows are fixed: only its bias is re-drawn */
-        for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
-    if (t->model.head.scales)
-        for (int64_t i = 0; i < t->model.head.scales->numel; i++) t->model.head.scales->data[i] = 1.0f;
+    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
     float bound = (float)(1.0 / sqrt((double)w->shape[1]));
-    for (int64_t i = 0; b && i < b->numel; i++)
+    for (int64_t i = 0; i < b->numel; i++)
         b->data[i] = t->model.cfg.fc_bias_init == LT_BIAS_INIT_ZERO ? 0.0f : -bound + 2.0f * bound * lt_rng_uniform(&rng);
 }
 
@@ -585,6 +568,8 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     }
     lt_model_set_bn_mode(&t->model, sc->bn);
     if (!mid_stage && sc->reinit_classifier) reinit_classifier(t, k);
+    s = lt_mt_stage_loss_begin(r, sc, &t->model, !mid_stage);
+    if (s) return s;
     if (!mid_stage) {
         t->ps.best_epoch = -1;
         t->ps.best_val = NAN;
@@ -601,7 +586,6 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
         s = lt_ckpt_read_optim(resume_st, &t->optim);
         if (s) return s;
     }
-    if (sc->class_weights == LT_WEIGHTS_CB) class_balanced_weights(t->train_counts, t->C, sc->cb_beta, t->class_weight);
 
     lt_sampler sampler;
     memset(&sampler, 0, sizeof sampler);
@@ -653,7 +637,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             int64_t shape[4] = {bt.n, bt.h, bt.w, bt.c};
             lt_tensor *x = lt_tensor_wrap(t->ctx, bt.x, 4, shape), *features = NULL;
             lt_tensor *logits = lt_model_forward(t->ctx, &t->model, x, &features);
-            lt_tensor *loss = stage_loss(t, sc, logits, features, bt.y);
+            lt_tensor *loss = stage_loss(t, sc, k, e, b, logits, features, bt.y);
             if (lt_ctx_status(t->ctx)) {
                 s = lt_error(lt_ctx_status(t->ctx), "%s epoch %lld batch %lld: %s", sc->name, (long long)e + 1,
                              (long long)b + 1, lt_ctx_error(t->ctx));
