@@ -91,6 +91,14 @@ typedef struct lt_stage_loss_config {
     float feature_reg;                   /* coef of coef · mean‖f‖²/2; 0 = off */
 } lt_stage_loss_config;
 
+typedef enum lt_stage_posthoc {
+    LT_STAGE_POSTHOC_NONE = 0,
+    LT_STAGE_POSTHOC_L2NORM,   /* τ-norm with τ = 1 */
+    LT_STAGE_POSTHOC_TAUNORM,  /* w_c / ‖w_c‖^τ (Kang et al. 2020) */
+    LT_STAGE_POSTHOC_LA_ADD,   /* z − τ log π (Menon et al. 2021) */
+    LT_STAGE_POSTHOC_LA_MUL,   /* z_c · π_c^−τ (Hasegawa & Sato 2024) */
+} lt_stage_posthoc;
+
 typedef enum lt_epoch_select {
     LT_EPOCH_BEST_VAL = 0,     /* the epoch with the highest validation top-1 (first of ties) */
     LT_EPOCH_LAST = 1,
@@ -110,6 +118,18 @@ typedef struct lt_stage_config {
     int drop_last;
     lt_optim_config optim;
     lt_schedule schedule;                /* base_lr = lr; total_epochs = epochs */
+    /* MaxNorm by projected gradient descent on the classifier rows (weight balancing):
+     * maxnorm_every = step (after each optimizer step, the paper) or epoch (the code);
+     * radius maxnorm_radius if > 0, else min + maxnorm_t · (max − min) of the row norms at
+     * the stage's start. */
+    int maxnorm;
+    int maxnorm_every_epoch;
+    double maxnorm_t, maxnorm_radius;
+    /* Post-hoc transform at the stage's end (before its final evaluation); posthoc_tau NaN
+     * = swept 0..2 by 0.1 on validation top-1. */
+    lt_stage_posthoc posthoc;
+    int posthoc_drop_bias;
+    double posthoc_tau;
     /* Trainable parameters: train_all, or the weights matched by the prefixes (the word
      * "classifier" in the recipe stands for the model's head, "fc"). */
     int train_all;
@@ -137,6 +157,7 @@ typedef struct lt_recipe {
     int depth;                           /* CIFAR ResNet depth (arch = resnet<depth>) */
     float width;
     lt_bias_init bias_init;
+    lt_head_kind head;                   /* [model] head: linear, cosine, etf, lws */
     int n_stages;
     lt_stage_config stages[LT_MAX_STAGES];
     lt_group_spec groups;                /* Many / Medium / Few */

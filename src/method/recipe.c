@@ -227,6 +227,9 @@ static void read_model(reader *rd) {
     static const char *const bi[] = {"torch", "zero"};
     static const int bi_v[] = {LT_BIAS_INIT_TORCH, LT_BIAS_INIT_ZERO};
     r->bias_init = (lt_bias_init)get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
+    static const char *const heads[] = {"linear", "cosine", "etf", "lws"};
+    static const int head_v[] = {LT_HEAD_LINEAR, LT_HEAD_COSINE, LT_HEAD_ETF, LT_HEAD_LWS};
+    r->head = (lt_head_kind)get_enum(rd, S, "head", "linear", heads, head_v, 4);
 }
 
 /* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
@@ -277,6 +280,60 @@ static void read_train(reader *rd, const char *S, lt_stage_config *st) {
         if (!comma) break;
         p = comma + 1;
     }
+}
+
+/* MaxNorm and the post-hoc transform of a stage (weight balancing; docs/recipes.md). */
+static void read_wb_keys(reader *rd, const char *S, lt_stage_config *st) {
+    lt_recipe *r = rd->r;
+    st->maxnorm = get_bool(rd, S, "maxnorm", 0);
+    static const char *const every[] = {"step", "epoch"};
+    static const int every_v[] = {0, 1};
+    st->maxnorm_every_epoch = get_enum(rd, S, "maxnorm_every", "step", every, every_v, 2);
+    st->maxnorm_t = get_num(rd, S, "maxnorm_t", 0.1, 0.0, 1.0, 0);
+    st->maxnorm_radius = get_num(rd, S, "maxnorm_radius", 0.0, 0.0, INFINITY, 0);
+    if (rd->st) return;
+    if (!st->maxnorm) {
+        static const char *const mk[] = {"maxnorm_every", "maxnorm_t", "maxnorm_radius"};
+        for (int i = 0; i < 3; i++)
+            if (lt_config_has(r->cfg, S, mk[i])) {
+                rd->st = bad(r, S, mk[i], "only used with maxnorm = true");
+                return;
+            }
+    } else if (lt_config_has(r->cfg, S, "maxnorm_t") && lt_config_has(r->cfg, S, "maxnorm_radius")) {
+        rd->st = bad(r, S, "maxnorm_radius", "give maxnorm_t (relative radius) or maxnorm_radius (absolute), not both");
+        return;
+    } else if (lt_config_has(r->cfg, S, "maxnorm_radius") && !(st->maxnorm_radius > 0)) {
+        rd->st = bad(r, S, "maxnorm_radius", "expected a radius > 0");
+        return;
+    }
+    static const char *const ph[] = {"none", "l2norm", "taunorm", "la_add", "la_mul"};
+    static const int ph_v[] = {LT_STAGE_POSTHOC_NONE, LT_STAGE_POSTHOC_L2NORM, LT_STAGE_POSTHOC_TAUNORM,
+                               LT_STAGE_POSTHOC_LA_ADD, LT_STAGE_POSTHOC_LA_MUL};
+    st->posthoc = (lt_stage_posthoc)get_enum(rd, S, "posthoc", "none", ph, ph_v, 5);
+    static const char *const pb[] = {"keep", "drop"};
+    static const int pb_v[] = {0, 1};
+    st->posthoc_drop_bias = get_enum(rd, S, "posthoc_bias", "keep", pb, pb_v, 2);
+    const char *tau = get_str(rd, S, "posthoc_tau", "sweep");
+    if (rd->st) return;
+    st->posthoc_tau = NAN;
+    if (strcmp(tau, "sweep") != 0) {
+        char *end;
+        double v = strtod(tau, &end);
+        while (*end && isspace((unsigned char)*end)) end++;
+        if (end == tau || *end || !isfinite(v) || v < 0) {
+            rd->st = bad(r, S, "posthoc_tau", "expected sweep or a number >= 0, got '%s'", tau);
+            return;
+        }
+        st->posthoc_tau = v;
+    }
+    if (st->posthoc == LT_STAGE_POSTHOC_NONE || st->posthoc == LT_STAGE_POSTHOC_L2NORM) {
+        if (lt_config_has(r->cfg, S, "posthoc_tau"))
+            rd->st = bad(r, S, "posthoc_tau", "only used with posthoc = taunorm, la_add or la_mul (posthoc is '%s')",
+                         ph[st->posthoc]);
+    }
+    if (!rd->st && lt_config_has(r->cfg, S, "posthoc_bias") && st->posthoc != LT_STAGE_POSTHOC_L2NORM &&
+        st->posthoc != LT_STAGE_POSTHOC_TAUNORM)
+        rd->st = bad(r, S, "posthoc_bias", "only used with posthoc = l2norm or taunorm (posthoc is '%s')", ph[st->posthoc]);
 }
 
 static void read_stage(reader *rd, int k, lt_stage_config *st) {
@@ -398,6 +455,7 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
     static const char *const sels[] = {"best_val", "last"};
     static const int sel_v[] = {LT_EPOCH_BEST_VAL, LT_EPOCH_LAST};
     st->select = (lt_epoch_select)get_enum(rd, S, "select", "best_val", sels, sel_v, 2);
+    read_wb_keys(rd, S, st);
 }
 
 static void read_eval(reader *rd) {
@@ -578,6 +636,7 @@ lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w,
     lt_model_config m = lt_model_config_resnet(r->depth, (int)c, (int)h, (int)w, num_classes);
     m.width = r->width;
     m.fc_bias_init = r->bias_init;
+    m.head = r->head;
     return m;
 }
 

@@ -17,12 +17,14 @@
  *   stage_posthoc()     post-hoc transforms before the stage's final evaluation */
 #include "method_internal.h"
 #include "stage_loss.h"
+#include "wb_stage.h"
 
 #include "longtail/ops.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +118,9 @@ typedef struct trainer {
     int32_t C;
     float *class_weight;             /* [C] or unused */
     progress_state ps;
+    double maxnorm_r;                /* MaxNorm radius of the stage in progress (wb_stage.h) */
+    lt_posthoc ph_kind;              /* post-hoc transform chosen at the stage's end */
+    double ph_tau;
     char *stage_json[LT_MAX_STAGES]; /* compact JSON of each finished stage's entry */
     char path_buf[4096];
 } trainer;
@@ -151,19 +156,28 @@ static lt_tensor *stage_loss(trainer *t, const lt_stage_config *sc, int k, int64
                             t->class_weight);
 }
 
+/* MaxNorm by projected gradient descent on the classifier rows (constraint.c). */
+static void maxnorm_project(trainer *t) {
+    lt_tensor *w = t->model.head.weight;
+    lt_maxnorm_project(w->data, w->shape[0], w->shape[1], t->maxnorm_r);
+}
+
 static lt_status stage_after_step(trainer *t, const lt_stage_config *sc) {
-    (void)t; (void)sc;
+    if (sc->maxnorm && !sc->maxnorm_every_epoch) maxnorm_project(t);
     return LT_OK;
 }
 
 static lt_status stage_after_epoch(trainer *t, const lt_stage_config *sc) {
-    (void)t; (void)sc;
+    if (sc->maxnorm && sc->maxnorm_every_epoch) maxnorm_project(t);
     return LT_OK;
 }
 
+/* Chooses the stage's post-hoc transform and τ (on validation) and sets it on the head
+ * for the stage's final evaluation; finish_stage clears it afterwards (posthoc_stage.c). */
 static lt_status stage_posthoc(trainer *t, const lt_stage_config *sc) {
-    (void)t; (void)sc;
-    return LT_OK;
+    const lt_recipe *r = t->r;
+    return lt_mt_posthoc_choose(t->ctx, &t->model, sc, t->data->val, &t->norm, r->eval_batch_size, r->topk,
+                                t->train_counts, &r->groups, &t->ph_kind, &t->ph_tau);
 }
 
 /* Re-draws the linear head as at model construction (cRT's re-initialized classifier):
@@ -173,9 +187,12 @@ static void reinit_classifier(trainer *t, int stage) {
     lt_rng_init(&rng, lt_data_derive_seed(t->seed, 1000 + (uint64_t)stage, 0), LT_STREAM_INIT);
     lt_tensor *w = t->model.head.weight, *b = t->model.head.bias;
     double std = sqrt(2.0 / (double)w->shape[1]);
-    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
+    if (t->model.head.kind != LT_HEAD_ETF)   /* the ETF rows are fixed: only its bias is re-drawn */
+        for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
+    if (t->model.head.scales)
+        for (int64_t i = 0; i < t->model.head.scales->numel; i++) t->model.head.scales->data[i] = 1.0f;
     float bound = (float)(1.0 / sqrt((double)w->shape[1]));
-    for (int64_t i = 0; i < b->numel; i++)
+    for (int64_t i = 0; b && i < b->numel; i++)
         b->data[i] = t->model.cfg.fc_bias_init == LT_BIAS_INIT_ZERO ? 0.0f : -bound + 2.0f * bound * lt_rng_uniform(&rng);
 }
 
@@ -229,6 +246,12 @@ static lt_status save_resume(trainer *t) {
         return s;
     }
     lt_ckpt_writer_add_meta(w, "progress", progress);
+    if (!t->ps.stage_done && t->r->stages[t->ps.stage].maxnorm) {
+        /* The stage-start MaxNorm radius (the start weights are gone by now). */
+        char rad[40];
+        snprintf(rad, sizeof rad, "%.17g", t->maxnorm_r);
+        lt_ckpt_writer_add_meta(w, "maxnorm_radius", rad);
+    }
     for (int k = 0; k < t->r->n_stages; k++)
         if (t->stage_json[k]) {
             char key[48];
@@ -296,6 +319,15 @@ static lt_status save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch
     if (!s) s = add_model_meta(t, w);
     if (!s) s = lt_ckpt_writer_add_meta(w, "stage", stage);
     if (!s) s = lt_ckpt_writer_add_meta(w, "selected_epoch", sel);
+    if (!s && t->ph_kind != LT_POSTHOC_NONE) {
+        /* The weights are the trained model; the transform its final evaluation used is
+         * recorded beside them (docs/recipes.md, post-hoc transforms). */
+        char tau[40];
+        snprintf(tau, sizeof tau, "%.17g", t->ph_tau);
+        s = lt_ckpt_writer_add_meta(w, "posthoc", lt_posthoc_name(t->ph_kind));
+        if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_tau", tau);
+        if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_bias", t->r->stages[k].posthoc_drop_bias ? "drop" : "keep");
+    }
     if (!s) s = lt_ckpt_writer_add_params(w, &t->model.params, "", LT_CKPT_ALL, NULL, NULL, NULL);
     if (s) {
         lt_ckpt_writer_free(w);
@@ -413,6 +445,8 @@ static lt_status read_resume(trainer *t, lt_safetensors **out) {
     t->ps.stage_done = stage_done;
     t->ps.best_epoch = (int64_t)be - 1;
     t->ps.log_lines = (int64_t)lb;
+    const char *rad = lt_safetensors_metadata(st, "maxnorm_radius");
+    t->maxnorm_r = rad ? strtod(rad, NULL) : NAN;
     if (t->ps.epochs_done > t->r->stages[t->ps.stage].epochs) {
         lt_safetensors_free(st);
         return lt_error(LT_ERR_FORMAT, "%s: %lld epochs done in stage %d, the recipe has %lld", path,
@@ -468,6 +502,14 @@ static lt_status finish_stage(trainer *t, int k) {
     if (!s && has_test)
         s = lt_evaluate(t->ctx, &t->model, t->data->test, &t->norm, r->eval_batch_size, r->topk, t->train_counts,
                         &r->groups, &test);
+    /* The transform was for these two evaluations only; the analysis (features, norms)
+     * and the next stage see the trained model. */
+    if (!s) s = lt_model_set_posthoc(&t->model, NULL, NULL);
+    val.posthoc = test.posthoc = t->ph_kind;
+    val.posthoc_tau = test.posthoc_tau = t->ph_tau;
+    if (!s && has_test)
+        s = lt_mt_stage_analysis(t->ctx, &t->model, t->data->test, t->data->train, &t->norm, r->eval_batch_size, &test);
+    if (!s && has_val) s = lt_mt_stage_analysis(t->ctx, &t->model, t->data->val, NULL, &t->norm, r->eval_batch_size, &val);
     if (!s) s = save_stage_checkpoint(t, k, selected);
     if (!s) {
         lt_jw w;
@@ -570,6 +612,12 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     if (!mid_stage && sc->reinit_classifier) reinit_classifier(t, k);
     s = lt_mt_stage_loss_begin(r, sc, &t->model, !mid_stage);
     if (s) return s;
+    if (!mid_stage) t->maxnorm_r = lt_mt_maxnorm_stage_radius(sc, &t->model);
+    else if (sc->maxnorm && isnan(t->maxnorm_r))
+        return lt_error(LT_ERR_FORMAT, "%s: the resume state has no maxnorm_radius for %s", path_in(t, "last.safetensors"),
+                        sc->name);
+    t->ph_kind = LT_POSTHOC_NONE;
+    t->ph_tau = NAN;
     if (!mid_stage) {
         t->ps.best_epoch = -1;
         t->ps.best_val = NAN;
