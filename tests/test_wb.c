@@ -4,6 +4,7 @@
 
 #include "longtail/ops.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- heads */
@@ -121,4 +122,411 @@ TEST(wb_lws_head_scales) {
     }
     lt_ctx_free(ctx);
     lt_model_free(&m);
+}
+
+/* ---------------------------------------------------------------- MaxNorm */
+
+#include "method/wb_stage.h"
+
+TEST(wb_maxnorm_projection_and_radius) {
+    /* rows of norm 5, 1, 13 (3-4, 0-1, 5-12) and 2 */
+    float w[4 * 2] = {3, 4, 0, 1, 5, 12, 0, -2};
+    float before[8];
+    memcpy(before, w, sizeof w);
+    double r = lt_maxnorm_radius(w, 4, 2, 0.25);
+    CHECK_NEAR(r, 1.0 + 0.25 * (13.0 - 1.0), 1e-12);   /* min + t (max - min) = 4 */
+    CHECK_NEAR(lt_maxnorm_radius(w, 4, 2, 0.0), 1.0, 1e-12);
+    CHECK_NEAR(lt_maxnorm_radius(w, 4, 2, 1.0), 13.0, 1e-12);
+    float bias[4] = {7, -7, 7, -7};
+    int64_t n = lt_maxnorm_project(w, 4, 2, r);
+    CHECK_EQ_INT(n, 2);
+    for (int c = 0; c < 4; c++) {
+        double norm = sqrt((double)w[2 * c] * w[2 * c] + (double)w[2 * c + 1] * w[2 * c + 1]);
+        double nb = sqrt((double)before[2 * c] * before[2 * c] + (double)before[2 * c + 1] * before[2 * c + 1]);
+        if (nb > r) {
+            CHECK_NEAR(norm, r, 1e-6);   /* scaled exactly to r ... */
+            CHECK_NEAR(w[2 * c] * nb / r, before[2 * c], 1e-5);   /* ... along the same direction */
+        } else {
+            CHECK(w[2 * c] == before[2 * c] && w[2 * c + 1] == before[2 * c + 1]);   /* bit-identical */
+        }
+    }
+    CHECK(bias[0] == 7 && bias[1] == -7);   /* the bias is not an argument: untouched by construction */
+    /* projecting again changes nothing beyond rounding */
+    CHECK_EQ_INT(lt_maxnorm_project(w, 4, 2, r + 1e-6), 0);
+}
+
+/* ---------------------------------------------------------------- post-hoc path */
+
+static lt_tensor *eval_logits(lt_ctx *ctx, lt_model *m, float *f) {
+    lt_ctx_reset(ctx);
+    lt_ctx_set_training(ctx, 0);
+    lt_ctx_set_grad(ctx, 0);
+    lt_tensor *x = lt_tensor_wrap(ctx, f, 2, (int64_t[]){2, m->feature_dim});
+    return lt_model_head_forward(ctx, m, x);
+}
+
+TEST(wb_posthoc_taunorm_and_logit_adjustment) {
+    lt_model m;
+    REQUIRE_OK(small_model(&m, LT_HEAD_LINEAR, 4, 1.0f));
+    lt_ctx *ctx = lt_ctx_new();
+    REQUIRE(ctx);
+    int64_t D = m.feature_dim, C = 4;
+    float f[2 * 64];
+    for (int i = 0; i < 2 * 64; i++) f[i] = (float)cos(0.7 * i);
+    for (int c = 0; c < C; c++) m.head.bias->data[c] = 0.1f * (float)(c + 1);
+    int64_t counts[4] = {100, 30, 10, 2};
+    lt_stage_config sc;
+    memset(&sc, 0, sizeof sc);
+    snprintf(sc.name, sizeof sc.name, "stage2");
+    double taus[] = {0.0, 0.7, 1.0, 1.9};
+    for (int ti = 0; ti < 4; ti++)
+        for (int kind = LT_STAGE_POSTHOC_TAUNORM; kind <= LT_STAGE_POSTHOC_LA_MUL; kind++)
+            for (int drop = 0; drop < 2; drop++) {
+                if (drop && kind != LT_STAGE_POSTHOC_TAUNORM) continue;
+                double tau = taus[ti];
+                sc.posthoc = (lt_stage_posthoc)kind;
+                sc.posthoc_drop_bias = drop;
+                REQUIRE_OK(lt_model_set_posthoc(&m, NULL, NULL));
+                lt_tensor *z0 = eval_logits(ctx, &m, f);
+                REQUIRE(z0);
+                float plain[8];
+                memcpy(plain, z0->data, sizeof plain);
+                /* the expected logits, from the weights (τ-norm) or eval.h's formula (LA) */
+                float want[8];
+                if (kind == LT_STAGE_POSTHOC_TAUNORM) {
+                    float *wn = lt_malloc((size_t)(C * D) * sizeof(float));
+                    REQUIRE(wn);
+                    REQUIRE_OK(lt_posthoc_tau_norm(m.head.weight->data, C, D, tau, wn));
+                    for (int i = 0; i < 2; i++)
+                        for (int c = 0; c < C; c++) {
+                            double z = drop ? 0.0 : m.head.bias->data[c];
+                            for (int64_t d = 0; d < D; d++) z += (double)wn[c * D + d] * f[i * D + d];
+                            want[i * C + c] = (float)z;
+                        }
+                    lt_free(wn);
+                } else {
+                    REQUIRE_OK(lt_posthoc_logit_adjust(plain, 2, C, counts,
+                                                       kind == LT_STAGE_POSTHOC_LA_ADD ? LT_POSTHOC_LA_ADD : LT_POSTHOC_LA_MUL,
+                                                       tau, want));
+                }
+                REQUIRE_OK(lt_mt_posthoc_apply(&m, &sc, tau, counts));
+                lt_tensor *z = eval_logits(ctx, &m, f);
+                REQUIRE(z);
+                CHECK_CLOSE("post-hoc logits", z->data, want, 8, 1e-4, 1e-4);
+                /* training contexts never see the transform */
+                lt_ctx_reset(ctx);
+                lt_ctx_set_training(ctx, 1);
+                lt_ctx_set_grad(ctx, 1);
+                lt_tensor *x = lt_tensor_wrap(ctx, f, 2, (int64_t[]){2, D});
+                lt_tensor *zt = lt_model_head_forward(ctx, &m, x);
+                REQUIRE(zt);
+                CHECK_CLOSE("training logits", zt->data, plain, 8, 0, 0);
+            }
+    /* l2norm is τ-norm at τ = 1 */
+    sc.posthoc = LT_STAGE_POSTHOC_L2NORM;
+    sc.posthoc_drop_bias = 0;
+    REQUIRE_OK(lt_mt_posthoc_apply(&m, &sc, 1.0, counts));
+    lt_tensor *z = eval_logits(ctx, &m, f);
+    REQUIRE(z);
+    float l2[8];
+    memcpy(l2, z->data, sizeof l2);
+    sc.posthoc = LT_STAGE_POSTHOC_TAUNORM;
+    REQUIRE_OK(lt_mt_posthoc_apply(&m, &sc, 1.0, counts));
+    z = eval_logits(ctx, &m, f);
+    REQUIRE(z);
+    CHECK_CLOSE("l2norm = taunorm(1)", z->data, l2, 8, 0, 0);
+    lt_ctx_free(ctx);
+    lt_model_free(&m);
+}
+
+/* ---------------------------------------------------------------- two-stage runs */
+
+/* 8x8 gray images of 4 classes, class k lights up quadrant k (as test_train.c). */
+static lt_status make_dataset(lt_dataset *ds, const int64_t *counts, uint64_t seed) {
+    memset(ds, 0, sizeof *ds);
+    int64_t n = 0;
+    for (int k = 0; k < 4; k++) n += counts[k];
+    ds->n = n;
+    ds->h = ds->w = 8;
+    ds->c = 1;
+    ds->n_classes = 4;
+    ds->images = lt_malloc((size_t)(n * 64));
+    ds->labels = lt_malloc((size_t)n * sizeof(int32_t));
+    ds->class_names = lt_calloc(4, sizeof(char *));
+    if (!ds->images || !ds->labels || !ds->class_names) { lt_dataset_free(ds); return LT_ERR_NOMEM; }
+    for (int k = 0; k < 4; k++) ds->class_names[k] = lt_strdup(k == 0 ? "q0" : k == 1 ? "q1" : k == 2 ? "q2" : "q3");
+    lt_rng r;
+    lt_rng_init(&r, seed, LT_STREAM_TEST);
+    int64_t i = 0;
+    for (int k = 0; k < 4; k++)
+        for (int64_t j = 0; j < counts[k]; j++, i++) {
+            ds->labels[i] = k;
+            uint8_t *img = ds->images + i * 64;
+            for (int y = 0; y < 8; y++)
+                for (int x = 0; x < 8; x++) {
+                    int q = (y >= 4) * 2 + (x >= 4);
+                    int v = (int)(lt_rng_uniform(&r) * 90.0f) + (q == k ? 130 : 0);
+                    img[y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
+                }
+        }
+    return LT_OK;
+}
+
+typedef struct gen_data {
+    lt_dataset train, val, test;
+    lt_train_data td;
+} gen_data;
+
+static int gen_data_init(gen_data *g) {
+    static const int64_t tr[4] = {96, 48, 24, 12}, va[4] = {4, 4, 4, 4}, te[4] = {25, 25, 25, 25};
+    if (make_dataset(&g->train, tr, 1) || make_dataset(&g->val, va, 2) || make_dataset(&g->test, te, 3)) return 0;
+    g->td = (lt_train_data){&g->train, &g->val, &g->test};
+    return 1;
+}
+
+static void gen_data_free(gen_data *g) {
+    lt_dataset_free(&g->train);
+    lt_dataset_free(&g->val);
+    lt_dataset_free(&g->test);
+}
+
+static const char *wb_dir(const char *name) {
+    static char buf[8][700];
+    static int k;
+    char *b = buf[k++ % 8];
+    snprintf(b, 700, "%s/%s", lt_test_tmpdir(), name);
+    return b;
+}
+
+static lt_status wb_run(const char *text, const char *const *sets, int n_sets, gen_data *g, const char *dir, int resume,
+                        int64_t stop, int *finished) {
+    lt_recipe r;
+    lt_status s = lt_recipe_parse(&r, text, "wb.ini", sets, n_sets);
+    if (s) return s;
+    lt_train_options o;
+    memset(&o, 0, sizeof o);
+    o.out_dir = dir;
+    o.resume = resume;
+    o.stop_after_epochs = stop;
+    lt_train_outcome out;
+    memset(&out, 0, sizeof out);
+    s = lt_train(&r, &g->td, &o, &out);
+    if (finished) *finished = out.finished;
+    lt_train_outcome_free(&out);
+    lt_recipe_free(&r);
+    return s;
+}
+
+#define WB_RECIPE                                                                                 \
+    "[data]\nnormalize = dataset\n"                                                               \
+    "[model]\narch = resnet8\nwidth = 0.5\n"                                                      \
+    "[stage1]\nepochs = 2\nbatch_size = 16\nlr = 0.05\nweight_decay = 5e-3\n"                     \
+    "[stage2]\nepochs = 2\nbatch_size = 16\nlr = 0.2\nweight_decay = 0\ntrain = classifier\n"    \
+    "bn = frozen\nmaxnorm = true\nmaxnorm_t = 0.1\nposthoc = taunorm\nselect = last\n"            \
+    "[eval]\ngroups = rank\nbatch_size = 32\n"
+
+/* Counts the tensors that differ between two checkpoints: those whose name starts with
+ * `prefix` into *in, the others into *out. */
+static int ckpt_diff(const char *p1, const char *p2, const char *prefix, int *in, int *out) {
+    lt_safetensors *a, *b;
+    if (lt_safetensors_load(p1, &a)) return 0;
+    if (lt_safetensors_load(p2, &b)) { lt_safetensors_free(a); return 0; }
+    *in = *out = 0;
+    int ok = 1;
+    size_t pl = strlen(prefix);
+    for (int64_t i = 0; i < lt_safetensors_count(a); i++) {
+        const lt_st_entry *ea = lt_safetensors_entry(a, i), *eb = lt_safetensors_find(b, ea->name);
+        if (!eb || eb->nbytes != ea->nbytes) { ok = 0; continue; }
+        int diff = memcmp(lt_safetensors_data(a, ea), lt_safetensors_data(b, eb), (size_t)ea->nbytes) != 0;
+        if (!strncmp(ea->name, prefix, pl)) *in += diff;
+        else *out += diff;
+    }
+    lt_safetensors_free(a);
+    lt_safetensors_free(b);
+    return ok;
+}
+
+static const char *pathj(const char *dir, const char *name) {
+    static char buf[4][900];
+    static int k;
+    char *b = buf[k++ % 4];
+    snprintf(b, 900, "%s/%s", dir, name);
+    return b;
+}
+
+TEST(wb_two_stage_maxnorm_posthoc_analysis) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *dir = wb_dir("wb");
+    int fin = 0;
+    REQUIRE_OK(wb_run(WB_RECIPE, NULL, 0, &g, dir, 0, 0, &fin));
+    CHECK(fin);
+    /* stage 2 trained only the classifier: everything else, BN running statistics and
+     * counters included (bn = frozen), is bit-identical */
+    int in = -1, out = -1;
+    CHECK(ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.", &in, &out));
+    CHECK_EQ_INT(in, 2);
+    CHECK_EQ_INT(out, 0);
+
+    /* MaxNorm: every stage-2 row within the radius from the stage-1 norms */
+    lt_safetensors *s1, *s2;
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage1.safetensors"), &s1));
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &s2));
+    const lt_st_entry *w1 = lt_safetensors_find(s1, "fc.weight"), *w2 = lt_safetensors_find(s2, "fc.weight");
+    REQUIRE(w1 && w2);
+    int64_t C = w1->shape[0], D = w1->shape[1];
+    double r = lt_maxnorm_radius((const float *)lt_safetensors_data(s1, w1), C, D, 0.1);
+    const float *wd = (const float *)lt_safetensors_data(s2, w2);
+    int at_radius = 0;
+    for (int64_t c = 0; c < C; c++) {
+        double n = 0;
+        for (int64_t d = 0; d < D; d++) n += (double)wd[c * D + d] * wd[c * D + d];
+        n = sqrt(n);
+        CHECK(n <= r * (1 + 1e-6));
+        at_radius += fabs(n - r) <= r * 1e-5;
+    }
+    CHECK(at_radius >= 1);   /* the constraint was active */
+    /* the stage checkpoint records the transform and τ */
+    CHECK(lt_safetensors_metadata(s2, "posthoc") && !strcmp(lt_safetensors_metadata(s2, "posthoc"), "tau_norm"));
+    const char *tau = lt_safetensors_metadata(s2, "posthoc_tau");
+    CHECK(tau != NULL);
+    CHECK(lt_safetensors_metadata(s1, "posthoc") == NULL);
+    lt_safetensors_free(s1);
+    lt_safetensors_free(s2);
+
+    /* metrics.json: analysis fields for every stage, the transform on stage 2 */
+    lt_json *j;
+    REQUIRE_OK(lt_json_load(pathj(dir, "metrics.json"), 0, &j));
+    const lt_json *st = lt_json_get(j, "stages");
+    REQUIRE(st && st->n == 2);
+    for (int k = 0; k < 2; k++) {
+        const lt_json *e = lt_json_at(st, k);
+        const lt_json *wn = lt_json_get(e, "weight_norms"), *fn = lt_json_get(e, "feature_norms"),
+                      *tfn = lt_json_get(e, "train_feature_norms");
+        CHECK(wn && wn->type == LT_JSON_ARRAY && wn->n == 4);
+        CHECK(fn && fn->type == LT_JSON_ARRAY && fn->n == 4);
+        CHECK(tfn && tfn->type == LT_JSON_ARRAY && tfn->n == 4);
+        for (int c = 0; c < 4 && fn && tfn; c++) {
+            CHECK(lt_json_number(lt_json_at(fn, c), -1) > 0);
+            CHECK(lt_json_number(lt_json_at(tfn, c), -1) > 0);
+        }
+        /* FDR: a number, or null with the reason */
+        const lt_json *fdr = lt_json_get(e, "fdr"), *tfdr = lt_json_get(e, "train_fdr");
+        CHECK(fdr && (fdr->type == LT_JSON_NUMBER || lt_json_string(lt_json_get(e, "fdr_error"), NULL)));
+        CHECK(tfdr && tfdr->type == LT_JSON_NUMBER && tfdr->num > 0);
+        CHECK(lt_json_number(lt_json_get(e, "bn_scale_count"), 0) > 0);
+        CHECK(lt_json_number(lt_json_get(e, "bn_scale_mean"), NAN) > 0);
+        CHECK(lt_json_number(lt_json_get(e, "bn_scale_std"), NAN) >= 0);
+        const char *ph = lt_json_string(lt_json_get(e, "posthoc"), "?");
+        CHECK(!strcmp(ph, k == 0 ? "none" : "tau_norm"));
+        double pt = lt_json_number(lt_json_get(e, "posthoc_tau"), NAN);
+        if (k == 1) {
+            CHECK(pt >= 0 && pt <= 2);
+            CHECK(fabs(pt * 10 - round(pt * 10)) < 1e-9);   /* a grid point */
+            CHECK_NEAR(pt, strtod(tau ? tau : "nan", NULL), 1e-12);
+            const lt_json *v = lt_json_get(e, "val");
+            CHECK(!strcmp(lt_json_string(lt_json_get(v, "posthoc"), "?"), "tau_norm"));
+        } else {
+            CHECK(isnan(pt));
+        }
+    }
+    lt_json_free(j);
+
+    /* resume mid stage 2 (after MaxNorm steps) ends with the same bytes */
+    const char *b = wb_dir("wb_resumed");
+    REQUIRE_OK(wb_run(WB_RECIPE, NULL, 0, &g, b, 0, 3, &fin));
+    CHECK(!fin);
+    REQUIRE_OK(wb_run(WB_RECIPE, NULL, 0, &g, b, 1, 0, &fin));
+    CHECK(fin);
+    static const char *const files[] = {"stage1.safetensors", "stage2.safetensors", "metrics.json", "last.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        char *da = NULL, *db = NULL;
+        int64_t na = 0, nb = 0;
+        REQUIRE_OK(lt_file_read(pathj(dir, files[i]), 0, &da, &na));
+        REQUIRE_OK(lt_file_read(pathj(b, files[i]), 0, &db, &nb));
+        if (!(na == nb && !memcmp(da, db, (size_t)na))) lt_test_fail(__FILE__, __LINE__, "%s differs after resume", files[i]);
+        lt_free(da);
+        lt_free(db);
+    }
+    gen_data_free(&g);
+}
+
+TEST(wb_bn_stats_only_updates_statistics_only) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *dir = wb_dir("stats_only");
+    const char *sets[] = {"stage2.bn=stats_only", "stage2.train=all", "stage2.maxnorm=false",
+                          "stage2.posthoc=none", "stage2.maxnorm_t=0.1"};
+    /* maxnorm_t without maxnorm is refused */
+    CHECK(wb_run(WB_RECIPE, sets, 5, &g, dir, 0, 0, NULL) == LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "maxnorm_t") != NULL);
+    const char *sets2[] = {"stage2.bn=stats_only", "stage2.maxnorm=false", "stage2.posthoc=none"};
+    const char *recipe = "[data]\nnormalize = dataset\n[model]\narch = resnet8\nwidth = 0.5\n"
+                         "[stage1]\nepochs = 1\nbatch_size = 16\nlr = 0.05\n"
+                         "[stage2]\nepochs = 1\nbatch_size = 16\nlr = 0.05\ntrain = classifier\nselect = last\n"
+                         "[eval]\ngroups = rank\n";
+    REQUIRE_OK(wb_run(recipe, sets2, 1, &g, dir, 0, 0, NULL));
+    lt_safetensors *a, *b;
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage1.safetensors"), &a));
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &b));
+    int stats_changed = 0, affine_changed = 0, conv_changed = 0;
+    for (int64_t i = 0; i < lt_safetensors_count(a); i++) {
+        const lt_st_entry *ea = lt_safetensors_entry(a, i), *eb = lt_safetensors_find(b, ea->name);
+        REQUIRE(eb);
+        int diff = memcmp(lt_safetensors_data(a, ea), lt_safetensors_data(b, eb), (size_t)ea->nbytes) != 0;
+        if (strstr(ea->name, "running_") || strstr(ea->name, "num_batches")) stats_changed += diff;
+        else if (strstr(ea->name, "bn")) affine_changed += diff;
+        else if (strncmp(ea->name, "fc.", 3)) conv_changed += diff;
+    }
+    CHECK(stats_changed > 0);   /* the statistics kept updating (WB code: model.train()) */
+    CHECK_EQ_INT(affine_changed, 0);
+    CHECK_EQ_INT(conv_changed, 0);
+    lt_safetensors_free(a);
+    lt_safetensors_free(b);
+    gen_data_free(&g);
+}
+
+TEST(wb_etf_and_lws_stage2) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    /* ETF: W fixed through both stages, only the bias trains in stage 2 */
+    const char *etf = "[data]\nnormalize = dataset\n[model]\narch = resnet8\nwidth = 0.5\nhead = etf\n"
+                      "[stage1]\nepochs = 1\nbatch_size = 16\nlr = 0.05\n"
+                      "[stage2]\nepochs = 1\nbatch_size = 16\nlr = 0.05\ntrain = classifier\nbn = frozen\n"
+                      "select = last\nposthoc = la_mul\nposthoc_tau = 0.65\n[eval]\ngroups = rank\n";
+    const char *dir = wb_dir("etf");
+    REQUIRE_OK(wb_run(etf, NULL, 0, &g, dir, 0, 0, NULL));
+    int in = -1, out = -1;
+    CHECK(ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.bias", &in, &out));
+    CHECK_EQ_INT(in, 1);
+    CHECK_EQ_INT(out, 0);   /* fc.weight too */
+    lt_model m;
+    REQUIRE_OK(small_model(&m, LT_HEAD_LINEAR, 4, 0.5f));
+    lt_safetensors *st;
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &st));
+    const lt_st_entry *e = lt_safetensors_find(st, "fc.weight");
+    REQUIRE(e && e->shape[0] == 4);
+    const float *w = (const float *)lt_safetensors_data(st, e);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            double dot = 0;
+            for (int64_t d = 0; d < e->shape[1]; d++) dot += (double)w[i * e->shape[1] + d] * w[j * e->shape[1] + d];
+            CHECK_NEAR(dot, i == j ? 1.0 : -1.0 / 3.0, 1e-5);
+        }
+    CHECK(lt_safetensors_metadata(st, "posthoc") && !strcmp(lt_safetensors_metadata(st, "posthoc"), "la_multiplicative"));
+    lt_safetensors_free(st);
+    lt_model_free(&m);
+
+    /* LWS: stage 2 trains only fc.scales */
+    const char *lws = "[data]\nnormalize = dataset\n[model]\narch = resnet8\nwidth = 0.5\nhead = lws\n"
+                      "[stage1]\nepochs = 1\nbatch_size = 16\nlr = 0.05\n"
+                      "train = conv1, bn1, layer1, layer2, layer3, fc.weight, fc.bias\n"
+                      "[stage2]\nepochs = 1\nbatch_size = 16\nlr = 0.05\ntrain = fc.scales\nbn = frozen\n"
+                      "select = last\nsampler = class_balanced\n[eval]\ngroups = rank\n";
+    dir = wb_dir("lws");
+    REQUIRE_OK(wb_run(lws, NULL, 0, &g, dir, 0, 0, NULL));
+    CHECK(ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.scales", &in, &out));
+    CHECK_EQ_INT(in, 1);
+    CHECK_EQ_INT(out, 0);
+    gen_data_free(&g);
 }
