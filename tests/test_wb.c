@@ -530,3 +530,55 @@ TEST(wb_etf_and_lws_stage2) {
     CHECK_EQ_INT(out, 0);
     gen_data_free(&g);
 }
+
+/* ---------------------------------------------------------------- recipes */
+
+#include <dirent.h>
+
+/* Every recipe of the weight-balancing table parses (no data is read: the CIFAR root may
+ * be absent) and says which dataset it is for. */
+TEST(wb_recipes_parse) {
+    static const char *const dirs[] = {"wb", "iwb", "hs24", "decouple"};
+    static const char *const rows[] = {"wb/naive", "wb/wd", "wb/wd_l2norm", "wb/wd_taunorm", "wb/wd_cb_wd_maxnorm",
+                                       "iwb/nc", "iwb/nc_hc", "iwb/nc_hc_cb", "iwb/mse", "hs24/wd_fr_etf_multla",
+                                       "decouple/crt", "decouple/lws"};
+    const char *root = getenv("LT_TEST_ROOT");
+    int parsed = 0;
+    for (int d = 0; d < 4; d++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/configs/%s", root ? root : ".", dirs[d]);
+        DIR *dh = opendir(dir);
+        if (!dh) {
+            lt_test_fail(__FILE__, __LINE__, "cannot open %s", dir);
+            continue;
+        }
+        struct dirent *e;
+        while ((e = readdir(dh))) {
+            size_t n = strlen(e->d_name);
+            if (n < 5 || strcmp(e->d_name + n - 4, ".ini")) continue;
+            char path[1000];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            lt_recipe r;
+            lt_status s = lt_recipe_load(&r, path, NULL, 0);
+            if (s) {
+                lt_test_fail(__FILE__, __LINE__, "%s: %s", path, lt_last_error());
+                continue;
+            }
+            int cifar = strstr(e->d_name, ".cifar100.") != NULL, fm = strstr(e->d_name, ".fmnist.") != NULL;
+            CHECK(cifar || fm);
+            CHECK(r.data.kind == (cifar ? LT_DATASET_CIFAR100 : LT_DATASET_FMNIST));
+            CHECK(r.n_stages >= 1);
+            parsed++;
+            lt_recipe_free(&r);
+        }
+        closedir(dh);
+    }
+    /* each table row, for both datasets */
+    for (int i = 0; i < 12; i++)
+        for (int k = 0; k < 2; k++) {
+            char path[700];
+            snprintf(path, sizeof path, "%s/configs/%s.%s.ini", root ? root : ".", rows[i], k ? "cifar100" : "fmnist");
+            if (!lt_path_exists(path)) lt_test_fail(__FILE__, __LINE__, "missing recipe %s", path);
+        }
+    CHECK(parsed >= 24);
+}
