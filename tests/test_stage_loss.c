@@ -275,6 +275,9 @@ TEST(stage_loss_recipe_errors) {
     EXPECT_ERROR("", "loss = ce\nwd_loss = -1\n", "stage1.wd_loss", NULL);
     EXPECT_ERROR("", "loss = ce\nldam_s = 30\n", "stage1.ldam_s", "loss = ldam");
     EXPECT_ERROR("", "loss = ce\ndrw_epochs = 3\n", "drw_epochs", NULL);   /* unknown key */
+    EXPECT_ERROR("head = etf\n", "loss = iwb\n", "stage1.loss", "ETF");
+    EXPECT_ERROR("head = cosine\n", "loss = cb_focal\n", "stage1.loss", "sigmoid_bias_init");
+    EXPECT_ERROR("head = linear\n", "loss = ldam\n", "stage1.loss", "'linear'");
 }
 
 /* ---------------------------------------------------------------- training */

@@ -166,15 +166,17 @@ lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_conf
     lc->feature_reg = (float)num(&d, "feature_reg", 0.0, 0.0, INFINITY, 0);
 
     /* LDAM computes cosine logits: the model must score with the cosine classifier too. */
-    if (!d.st && k == LT_LOSS_LDAM) {
-        const char *head = "linear";
-        if (lt_config_has(r->cfg, "model", "head")) d.st = lt_config_get_str(r->cfg, "model", "head", "linear", &head);
-        if (!d.st && strcmp(head, "cosine") != 0) {
-            snprintf(what, sizeof what, "loss = ldam needs [model] head = cosine (LDAM's normed classifier), the model's head is '%s'",
-                     head);
-            d.st = bad(&d, "loss", "%s", what);
-        }
+    if (!d.st && k == LT_LOSS_LDAM && r->head != LT_HEAD_COSINE) {
+        snprintf(what, sizeof what, "loss = ldam needs [model] head = cosine (LDAM's normed classifier), the model's head is '%s'",
+                 lt_head_kind_name(r->head));
+        d.st = bad(&d, "loss", "%s", what);
     }
+    /* IWB and the sigmoid bias need a classifier with trainable rows / a bias. */
+    if (!d.st && k == LT_LOSS_IWB && r->head == LT_HEAD_ETF)
+        d.st = bad(&d, "loss", "loss = iwb pulls the classifier's row norms, the ETF head's rows are fixed");
+    if (!d.st && lc->sigmoid_bias_init && r->head == LT_HEAD_COSINE)
+        d.st = bad(&d, has(&d, "sigmoid_bias_init") ? "sigmoid_bias_init" : "loss",
+                   "sigmoid_bias_init needs a classifier bias, the cosine head has none (set it to false)");
 #undef ONLY
     return d.st;
 }
@@ -183,9 +185,9 @@ lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_conf
 
 lt_status lt_mt_stage_loss_begin(const lt_recipe *r, const lt_stage_config *sc, lt_model *m, int fresh) {
     char w[300];
-    if (sc->loss == LT_LOSS_LDAM && m->head.kind == LT_HEAD_LINEAR)
-        return lt_error(LT_ERR_CONFIG, "%s: %s.loss: ldam needs the cosine classifier, the model has a linear head",
-                        lt_recipe_where(r, sc->name, "loss", w, sizeof w), sc->name);
+    if (sc->loss == LT_LOSS_LDAM && m->head.kind != LT_HEAD_COSINE)
+        return lt_error(LT_ERR_CONFIG, "%s: %s.loss: ldam needs the cosine classifier, the model has a %s head",
+                        lt_recipe_where(r, sc->name, "loss", w, sizeof w), sc->name, lt_head_kind_name(m->head.kind));
     if ((sc->loss == LT_LOSS_LDAM || sc->loss == LT_LOSS_IWB) && !m->head.weight)
         return lt_error(LT_ERR_CONFIG, "%s: %s.loss: %s needs the classifier's weight rows, the model's head has none",
                         lt_recipe_where(r, sc->name, "loss", w, sizeof w), sc->name, sc->loss == LT_LOSS_LDAM ? "ldam" : "iwb");
