@@ -582,3 +582,45 @@ TEST(wb_recipes_parse) {
         }
     CHECK(parsed >= 24);
 }
+
+TEST(wb_maxnorm_every_epoch_and_sweep_needs_validation) {
+    gen_data g;
+    REQUIRE(gen_data_init(&g));
+    const char *dir = wb_dir("per_epoch");
+    const char *sets[] = {"stage2.maxnorm_every=epoch", "stage2.maxnorm_t=0", "stage2.posthoc=la_add",
+                          "stage1.epochs=1", "stage2.epochs=1"};
+    REQUIRE_OK(wb_run(WB_RECIPE, sets, 5, &g, dir, 0, 0, NULL));
+    lt_safetensors *s1, *s2;
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage1.safetensors"), &s1));
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &s2));
+    const lt_st_entry *w1 = lt_safetensors_find(s1, "fc.weight"), *w2 = lt_safetensors_find(s2, "fc.weight");
+    REQUIRE(w1 && w2);
+    int64_t C = w1->shape[0], D = w1->shape[1];
+    /* t = 0: the radius is the smallest stage-1 row norm; after the epoch's projection every
+     * row is at most that */
+    double r = lt_maxnorm_radius((const float *)lt_safetensors_data(s1, w1), C, D, 0.0);
+    const float *w = (const float *)lt_safetensors_data(s2, w2);
+    for (int64_t c = 0; c < C; c++) {
+        double n = 0;
+        for (int64_t d = 0; d < D; d++) n += (double)w[c * D + d] * w[c * D + d];
+        CHECK(sqrt(n) <= r * (1 + 1e-6));
+    }
+    CHECK(lt_safetensors_metadata(s2, "posthoc") && !strcmp(lt_safetensors_metadata(s2, "posthoc"), "la_additive"));
+    lt_safetensors_free(s1);
+    lt_safetensors_free(s2);
+
+    /* a swept τ needs a validation set */
+    const lt_dataset *val = g.td.val;
+    g.td.val = NULL;
+    CHECK(wb_run(WB_RECIPE, sets, 5, &g, wb_dir("no_val"), 0, 0, NULL) == LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "posthoc_tau") != NULL);
+    g.td.val = val;
+    /* bad values name the key */
+    const char *bad1[] = {"stage2.posthoc_tau=abc"};
+    CHECK(wb_run(WB_RECIPE, bad1, 1, &g, wb_dir("bad1"), 0, 0, NULL) == LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "stage2.posthoc_tau") != NULL);
+    const char *bad2[] = {"stage2.maxnorm_radius=2"};
+    CHECK(wb_run(WB_RECIPE, bad2, 1, &g, wb_dir("bad2"), 0, 0, NULL) == LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "not both") != NULL);
+    gen_data_free(&g);
+}
