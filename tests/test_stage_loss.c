@@ -275,6 +275,8 @@ TEST(stage_loss_recipe_errors) {
     EXPECT_ERROR("", "loss = ce\nwd_loss = -1\n", "stage1.wd_loss", NULL);
     EXPECT_ERROR("", "loss = ce\nldam_s = 30\n", "stage1.ldam_s", "loss = ldam");
     EXPECT_ERROR("", "loss = ce\ndrw_epochs = 3\n", "drw_epochs", NULL);   /* unknown key */
+    EXPECT_ERROR("", "loss = ce\nclass_weights = drw\ndrw_epoch = -1\n", "sl.ini:11: stage1.drw_epoch", ">= 0");
+    EXPECT_ERROR("", "loss = ce\nclass_weights = drw\ndrw_epoch = 1.5\n", "stage1.drw_epoch", NULL);
     EXPECT_ERROR("head = etf\n", "loss = iwb\n", "stage1.loss", "ETF");
     EXPECT_ERROR("head = cosine\n", "loss = cb_focal\n", "stage1.loss", "sigmoid_bias_init");
     EXPECT_ERROR("head = linear\n", "loss = ldam\n", "stage1.loss", "'linear'");
@@ -530,4 +532,75 @@ TEST(stage_loss_every_recipe_one_epoch_cifar100) {
     REQUIRE(gen_init(&g));
     for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) one_epoch(&g, recipes[i], "cifar100");
     gen_free(&g);
+}
+
+/* The CIFAR-100-LT recipes carry the published LDAM-DRW schedule, and the sampling
+ * recipes select their samplers. */
+static int load_cfg(lt_recipe *r, const char *name) {
+    const char *root = getenv("LT_TEST_ROOT");
+    char path[700];
+    snprintf(path, sizeof path, "%s/configs/%s.ini", root ? root : ".", name);
+    if (lt_recipe_load(r, path, NULL, 0) != LT_OK) {
+        lt_test_fail(__FILE__, __LINE__, "%s: %s", path, lt_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+TEST(stage_loss_recipes_published_settings) {
+    lt_recipe r;
+    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
+        char name[200];
+        snprintf(name, sizeof name, "%s.cifar100", recipes[i]);
+        if (!load_cfg(&r, name)) continue;
+        CHECK(r.data.kind == LT_DATASET_CIFAR100);
+        CHECK_NEAR(r.data.longtail.imbalance_factor, 100, 0);
+        CHECK_EQ_INT(r.data.longtail.n_max, 500);
+        CHECK_EQ_INT(r.data.longtail.val_per_class, 0);
+        CHECK_EQ_INT(r.depth, 32);
+        const lt_stage_config *st = &r.stages[0];
+        CHECK_EQ_INT(st->batch_size, 128);
+        CHECK_NEAR(st->schedule.base_lr, 0.1, 1e-7);
+        if (!strstr(name, "las")) {
+            CHECK_EQ_INT(st->epochs, 200);
+            CHECK_NEAR(st->optim.weight_decay, 2e-4, 1e-10);
+            CHECK_EQ_INT(st->schedule.warmup_epochs, 5);
+            CHECK_EQ_INT(st->schedule.n_milestones, 2);
+            CHECK_EQ_INT(st->schedule.milestones[0], 160);
+            CHECK_EQ_INT(st->schedule.milestones[1], 180);
+            CHECK_NEAR(st->schedule.factors[0], 0.01, 1e-9);
+            CHECK_NEAR(st->schedule.factors[1], 1e-4, 1e-11);
+        }
+        lt_recipe_free(&r);
+    }
+    if (load_cfg(&r, "losses/ldam_drw.cifar100")) {
+        CHECK(r.head == LT_HEAD_COSINE);
+        CHECK(r.stages[0].loss == LT_LOSS_LDAM);
+        CHECK(r.stages[0].class_weights == LT_WEIGHTS_DRW);
+        CHECK_EQ_INT(r.stages[0].lc.drw_epoch, 160);
+        CHECK_NEAR(r.stages[0].lc.ldam_s, 30, 0);
+        CHECK_NEAR(r.stages[0].lc.ldam_max_m, 0.5, 0);
+        lt_recipe_free(&r);
+    }
+    if (load_cfg(&r, "losses/las.cifar100")) {
+        CHECK_EQ_INT(r.n_stages, 2);
+        CHECK(r.stages[1].loss == LT_LOSS_LAS);
+        CHECK(r.stages[1].sampler.kind == LT_SAMPLER_CLASS_AWARE);
+        lt_recipe_free(&r);
+    }
+    if (load_cfg(&r, "sampling/sqrt.fmnist")) {
+        CHECK(r.stages[0].sampler.kind == LT_SAMPLER_QPOWER);
+        CHECK_NEAR(r.stages[0].sampler.q, 0.5, 0);
+        lt_recipe_free(&r);
+    }
+    if (load_cfg(&r, "sampling/class_aware.fmnist")) {
+        CHECK(r.stages[0].sampler.kind == LT_SAMPLER_CLASS_AWARE);
+        CHECK_EQ_INT(r.stages[0].sampler.k, 4);
+        lt_recipe_free(&r);
+    }
+    if (load_cfg(&r, "sampling/progressive.fmnist")) {
+        CHECK(r.stages[0].sampler.kind == LT_SAMPLER_PROGRESSIVE);
+        CHECK_EQ_INT(r.stages[0].sampler.total_epochs, 40);
+        lt_recipe_free(&r);
+    }
 }

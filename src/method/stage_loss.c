@@ -111,8 +111,8 @@ lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_conf
     if (!d.st && st->class_weights == LT_WEIGHTS_DRW && !has(&d, "drw_epoch"))
         d.st = bad(&d, "class_weights", "class_weights = drw needs drw_epoch (the first re-weighted epoch, counted from 0: 160 of 200)");
     ONLY("drw_epoch", st->class_weights == LT_WEIGHTS_DRW, "class_weights = drw");
-    lc->drw_epoch = (int64_t)num(&d, "drw_epoch", 0, 0, 1e9, 0);
-    if (!d.st && lc->drw_epoch != floor((double)lc->drw_epoch)) d.st = bad(&d, "drw_epoch", "expected an integer");
+    if (!d.st) d.st = lt_config_get_int(r->cfg, section, "drw_epoch", 0, &lc->drw_epoch);
+    if (!d.st && lc->drw_epoch < 0) d.st = bad(&d, "drw_epoch", "expected an integer >= 0, got %lld", (long long)lc->drw_epoch);
 
     static const char *const norms[] = {"batch", "weights"};
     ONLY("cb_norm", base == LT_LOSS_CB_SOFTMAX, "loss = cb_softmax");
