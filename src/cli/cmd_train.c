@@ -200,10 +200,11 @@ int lt_cmd_train(int argc, char **argv) {
     char def_buf[4200], cfg_buf[4200], out_buf[4200];
     lt_recipe r;
     lt_status s;
-    if (resume && !recipe_path && n_sets == 0) {
-        /* Continue with the recipe the run started with. */
+    if (resume && !recipe_path) {
+        /* Continue with the recipe the run started with (overrides must not change it:
+         * the library compares the result with config.ini). */
         snprintf(cfg_buf, sizeof cfg_buf, "%s/config.ini", out);
-        s = lt_recipe_load(&r, cfg_buf, NULL, 0);
+        s = lt_recipe_load(&r, cfg_buf, sets, n_sets);
     } else {
         if (!recipe_path) recipe_path = find_default_recipe(def_buf, sizeof def_buf);
         s = lt_recipe_load(&r, recipe_path, sets, n_sets);

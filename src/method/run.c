@@ -297,17 +297,18 @@ lt_status lt_train(const lt_recipe *r, const lt_train_data *data, const lt_train
     lt_status s = lt_recipe_to_string(r, &text);
     if (s) return s;
     if (opt->resume) {
-        char *saved = NULL;
-        int64_t n;
+        lt_recipe saved;
         if (!lt_path_exists(cfg_path))
             s = lt_error(LT_ERR_ARG, "%s: no config.ini there: not a run directory to resume", out);
-        else s = lt_file_read(cfg_path, (int64_t)1 << 20, &saved, &n);
-        if (!s && strcmp(saved, text) != 0)
-            s = lt_error(LT_ERR_CONFIG,
-                         "%s differs from the recipe given: a run resumes with the recipe it started with "
-                         "(give no recipe and no --set with --resume)",
-                         cfg_path);
-        lt_free(saved);
+        else s = lt_recipe_load(&saved, cfg_path, NULL, 0);
+        if (!s) {
+            if (!lt_recipe_same(&saved, r))
+                s = lt_error(LT_ERR_CONFIG,
+                             "%s differs from the recipe given: a run resumes with the recipe it started with "
+                             "(give no recipe and no --set with --resume)",
+                             cfg_path);
+            lt_recipe_free(&saved);
+        }
     } else {
         struct stat sb;
         if (stat(out, &sb) == 0 && !S_ISDIR(sb.st_mode))
