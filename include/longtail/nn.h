@@ -148,7 +148,8 @@ typedef struct lt_model_config {
     lt_arch arch;
     int depth;             /* ResNet: 6n+2 (8, 20, 32, 44, 56, ...) */
     int in_channels;       /* e.g. 3 (CIFAR) or 1 (MNIST) */
-    int in_height, in_width;
+    int in_height, in_width; /* nominal input size; the ResNet is fully convolutional and
+                                 its forward takes any H, W (the channel count must match) */
     float width;           /* channel multiplier on 16/32/64; 0 means 1 */
     int num_classes;
     lt_head_kind head;
