@@ -59,8 +59,9 @@ void *lt_arena_alloc(lt_arena *a, size_t bytes) {
 
 void lt_arena_reset(lt_arena *a) {
     if (a->head && a->head->next) {
-        /* Merge: one block big enough for everything the last step used. */
-        size_t cap = a->total_cap;
+        /* Merge: one block big enough for the most any step has used (the tails left
+         * unused in chained blocks are not carried over). */
+        size_t cap = a->peak;
         free_blocks(a->head);
         a->head = new_block(cap);  /* on failure the next alloc simply starts over */
         a->total_cap = a->head ? cap : 0;
