@@ -83,7 +83,7 @@ static const conv_case CONV[] = {
     {"conv3x3_s2_p0", 2, 3, 8, 8, 4, 3, 2, 0, 0},
     {"conv3x3_16_16", 3, 16, 8, 8, 16, 3, 1, 1, 0},
     {"conv3x3_16_32_s2", 2, 16, 8, 8, 32, 3, 2, 1, 1},
-    {"conv3x3_32_32_wino", 2, 32, 8, 8, 32, 3, 1, 1, 1},  /* Winograd forward / backward-data */
+    {"conv3x3_32_32", 2, 32, 8, 8, 32, 3, 1, 1, 1},
 };
 #define N_CONV (int)(sizeof CONV / sizeof CONV[0])
 
@@ -213,10 +213,9 @@ TEST(dense_gradcheck_conv2d) {
     lt_rng r;
     lt_rng_init(&r, 1, LT_STREAM_TEST);
     for (int i = 0; i < N_CONV; i++) {
-        /* The 16-channel cases (oneDNN's blocked kernels) on one small image: every
-         * element of the weights is still checked, in a fraction of the time. The
-         * 32-channel (Winograd) case checks the input gradient only: its weight gradient
-         * runs the same direct kernel as the others. */
+        /* The 16- and 32-channel cases (oneDNN's blocked-weights kernels) on one small
+         * image: every element of the weights is still checked, in a fraction of the
+         * time; for 32 channels only the input gradient (the weights' is checked on 16). */
         conv_case cs = CONV[i];
         const conv_case *c = &cs;
         int big = cs.ci >= 16;

@@ -8,24 +8,17 @@
  * writes the gradient in oneDNN's layout into an arena temporary; a cached reorder with a
  * sum post-op converts it back to OHWI *adding* into the parameter gradient.
  *
- * Winograd for small images with many channels. oneDNN 2.6's only faster f32 kernel for
- * these shapes is Winograd F(4x4, 3x3) (jit_wino_4x3:avx512_core), which takes blocked
- * activations (nChw16c) only. For 3x3 stride-1 convs with >= 32 input and output channels
- * (multiples of 16) on images of at most 16x16, forward and backward-data run it, with
- * cached reorders NHWC -> nChw16c of the input and back of the output (a reorder with a
- * sum post-op adds into an existing gradient). Measured on the 2-core AMD EPYC (AVX-512),
- * batch 128, 2 threads, ms per call (direct NHWC -> Winograd incl. reorders):
- *   32ch 16x16: fwd 1.52 -> 1.37, bwd-data 1.60 -> 1.41 (bwd-weights 1.53 -> 1.84: kept direct)
- *   64ch  8x 8: fwd 1.32 -> 0.95, bwd-data 1.59 -> 1.02
- *   16ch 32x32: fwd 2.33 -> 3.43 (slower: direct)
- * Winograd's rounding error is a few times the direct kernel's (max |err| 8e-6 for
- * outputs up to 5.7 on 64 channels), well inside float training noise; backward-weights
- * always runs direct on NHWC.
+ * Why not Winograd: oneDNN 2.6 has Winograd F(4x4, 3x3) (jit_wino_4x3:avx512_core) for f32,
+ * but only on blocked activations (nChw16c). Alone it beats the direct NHWC kernels for
+ * 3x3 stride-1 convs with 32-64 channels on 16x16 / 8x8 images (2-core AMD EPYC, batch
+ * 128, 2 threads: 64ch 8x8 forward 1.32 -> 0.89 ms, backward-data 1.59 -> 0.96 ms), but
+ * inside a ResNet-32 step the NHWC <-> nChw16c reorders of activations that are no longer
+ * in cache cost about as much as it saves (oneDNN time per step 184-187 ms with it,
+ * 153-189 ms without), so everything runs direct on NHWC.
  *
  * One cache entry per (kind, threads, shape): forward-training / forward-inference,
  * backward-data, backward-weights. Backward primitives are created with the
- * forward-training primitive descriptor (of the same algorithm) as their hint, as oneDNN
- * requires. */
+ * forward-training primitive descriptor as their hint, as oneDNN requires. */
 #include "backend.h"
 #include "ops_internal.h"
 
@@ -36,7 +29,6 @@ typedef struct conv_geom {
     int64_t co, kh, kw;       /* w (O, KH, KW, I) */
     int64_t oh, ow;           /* out (N, OH, OW, O) */
     int64_t stride, pad, bias;
-    int64_t wino;             /* forward / backward-data may run Winograd (see above) */
 } conv_geom;
 
 typedef struct conv_entry {
@@ -46,94 +38,82 @@ typedef struct conv_entry {
      * OHWI with a sum post-op (always present: it is also what accumulates). */
     lt_prim wre;
     size_t wbytes;            /* bytes of weights in the conv's format */
-    /* Blocked (Winograd) entries: the conv's input NHWC -> nChw16c, its output back to
-     * NHWC (overwriting, or adding with a sum post-op), and the blocked buffer sizes. */
-    int blocked;
-    lt_prim in_re, out_re, out_re_add;
-    size_t in_bytes, out_bytes;
 } conv_entry;
 
 static void conv_entry_free(void *p) {
     conv_entry *e = p;
     lt_prim_destroy(&e->conv);
     lt_prim_destroy(&e->wre);
-    lt_prim_destroy(&e->in_re);
-    lt_prim_destroy(&e->out_re);
-    lt_prim_destroy(&e->out_re_add);
     lt_free(e);
 }
 
-/* Reorder src -> dst (adding into dst when accumulate) as a cached primitive. */
-static lt_status reorder_init(struct lt_backend *b, lt_prim *p, const dnnl_memory_desc_t *src,
-                              const dnnl_memory_desc_t *dst, int accumulate) {
-    dnnl_primitive_attr_t attr = lt_backend_attr(accumulate);
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t s = attr ? dnnl_reorder_primitive_desc_create(&pd, src, lt_backend_engine(b), dst,
-                                                                lt_backend_engine(b), attr)
-                           : dnnl_out_of_memory;
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success)
-        return lt_error(LT_ERR_BACKEND, "oneDNN could not create a reorder (status %d)", (int)s);
-    return lt_prim_init(b, p, pd, 2, (const int[]){DNNL_ARG_FROM, DNNL_ARG_TO});
-}
-
 /* oneDNN dims are logical (N, C, H, W) / (O, I, KH, KW) whatever the memory layout. */
-static dnnl_status_t conv_mds(const conv_geom *g, dnnl_format_tag_t act, dnnl_memory_desc_t *src,
-                              dnnl_memory_desc_t *wany, dnnl_memory_desc_t *wohwi,
-                              dnnl_memory_desc_t *bias, dnnl_memory_desc_t *dst) {
+static dnnl_status_t conv_mds(const conv_geom *g, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wany,
+                              dnnl_memory_desc_t *wohwi, dnnl_memory_desc_t *bias,
+                              dnnl_memory_desc_t *dst) {
     dnnl_dims_t sd = {g->n, g->ci, g->h, g->w}, dd = {g->n, g->co, g->oh, g->ow};
     dnnl_dims_t wd = {g->co, g->ci, g->kh, g->kw}, bd = {g->co};
-    dnnl_status_t s = dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, act);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, act);
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, dnnl_nhwc);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc);
     if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(wany, 4, wd, dnnl_f32, dnnl_format_tag_any);
     if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(wohwi, 4, wd, dnnl_f32, dnnl_ohwi);
     if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_a);
     return s;
 }
 
-/* Builds entry e (zeroed by the caller) for one algorithm: Winograd on nChw16c
- * activations when wino, else direct on NHWC. On failure the error is set and e may hold
- * a partial build (conv_entry_free-able). */
-static lt_status conv_build(struct lt_backend *b, const conv_geom *g, enum lt_prim_kind kind,
-                            int wino, const_dnnl_primitive_desc_t hint, conv_entry *e) {
+static conv_entry *conv_get(lt_ctx *ctx, const conv_geom *g, enum lt_prim_kind kind) {
+    struct lt_backend *b = ctx->backend;
+    lt_backend_key key = {{kind, lt_backend_threads(), g->n, g->h, g->w, g->ci, g->co, g->kh,
+                           g->kw, g->stride, g->pad, g->bias, 0, 0}};
+    conv_entry *e = lt_backend_cache_get(b, &key);
+    if (e) return e;
+
+    dnnl_primitive_desc_t hint = NULL;
+    if (kind == LT_PRIM_CONV_BWD_DATA || kind == LT_PRIM_CONV_BWD_WEIGHTS) {
+        conv_entry *f = conv_get(ctx, g, LT_PRIM_CONV_FWD_TRAIN);
+        if (!f) return NULL;
+        hint = f->conv.pd;
+    }
     dnnl_memory_desc_t src, wany, wohwi, bias, dst;
     dnnl_dims_t strides = {g->stride, g->stride}, pad = {g->pad, g->pad};
-    dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
     dnnl_convolution_desc_t cd;
-    dnnl_status_t s = conv_mds(g, wino ? dnnl_nChw16c : dnnl_nhwc, &src, &wany, &wohwi, &bias, &dst);
+    dnnl_status_t s = conv_mds(g, &src, &wany, &wohwi, &bias, &dst);
     const dnnl_memory_desc_t *bmd = g->bias ? &bias : NULL;
     if (s == dnnl_success) {
-        /* Winograd inference asks for oneDNN's pre-transformed weights format, which it
-         * cannot reorder f32 weights into; its training variant computes the same. */
         if (kind == LT_PRIM_CONV_FWD_TRAIN || kind == LT_PRIM_CONV_FWD_INFER)
             s = dnnl_convolution_forward_desc_init(
-                &cd, kind == LT_PRIM_CONV_FWD_TRAIN || wino ? dnnl_forward_training : dnnl_forward_inference,
-                alg, &src, &wany, bmd, &dst, strides, pad, pad);
+                &cd, kind == LT_PRIM_CONV_FWD_TRAIN ? dnnl_forward_training : dnnl_forward_inference,
+                dnnl_convolution_direct, &src, &wany, bmd, &dst, strides, pad, pad);
         else if (kind == LT_PRIM_CONV_BWD_DATA)
-            s = dnnl_convolution_backward_data_desc_init(&cd, alg, &src, &wany, &dst, strides, pad, pad);
+            s = dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &wany,
+                                                         &dst, strides, pad, pad);
         else
-            s = dnnl_convolution_backward_weights_desc_init(&cd, alg, &src, &wany, bmd, &dst, strides,
-                                                            pad, pad);
-    }
-    dnnl_primitive_desc_t pd = NULL;
-    if (s == dnnl_success) {
-        dnnl_primitive_attr_t attr = lt_backend_attr(0);
-        s = attr ? dnnl_primitive_desc_create(&pd, &cd, attr, lt_backend_engine(b), hint)
-                 : dnnl_out_of_memory;
-        dnnl_primitive_attr_destroy(attr);
+            s = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src,
+                                                            &wany, bmd, &dst, strides, pad, pad);
     }
     if (s != dnnl_success)
-        return lt_error(LT_ERR_BACKEND,
-                        "oneDNN has no %s convolution for x (%lld, %lld, %lld, %lld), w (%lld, %lld, %lld, %lld), stride %lld, pad %lld (status %d)",
-                        wino ? "Winograd" : "direct", (long long)g->n, (long long)g->h,
-                        (long long)g->w, (long long)g->ci, (long long)g->co, (long long)g->kh,
-                        (long long)g->kw, (long long)g->ci, (long long)g->stride, (long long)g->pad, (int)s);
+        return lt_ctx_fail(ctx, LT_ERR_BACKEND, "conv2d: oneDNN rejected the convolution descriptor (status %d)", (int)s);
 
-    int args[4], n_args = 0, warg, in_arg = DNNL_ARG_SRC, out_arg = DNNL_ARG_DST;
+    e = lt_calloc(1, sizeof *e);
+    if (!e) return lt_ctx_fail(ctx, LT_ERR_NOMEM, "conv2d: out of memory for a primitive cache entry");
+    dnnl_primitive_attr_t attr = lt_backend_attr(0);
+    dnnl_primitive_desc_t pd = NULL;
+    s = attr ? dnnl_primitive_desc_create(&pd, &cd, attr, lt_backend_engine(b), hint)
+             : dnnl_out_of_memory;
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) {
+        lt_free(e);
+        return lt_ctx_fail(ctx, LT_ERR_BACKEND,
+                           "conv2d: oneDNN has no implementation for x (%lld, %lld, %lld, %lld), w (%lld, %lld, %lld, %lld), stride %lld, pad %lld (status %d)",
+                           (long long)g->n, (long long)g->h, (long long)g->w, (long long)g->ci,
+                           (long long)g->co, (long long)g->kh, (long long)g->kw, (long long)g->ci,
+                           (long long)g->stride, (long long)g->pad, (int)s);
+    }
+    int args[4], n_args = 0, warg;
     if (kind == LT_PRIM_CONV_BWD_DATA) {
-        args[n_args++] = in_arg = DNNL_ARG_DIFF_DST;
+        args[n_args++] = DNNL_ARG_DIFF_DST;
         args[n_args++] = warg = DNNL_ARG_WEIGHTS;
-        args[n_args++] = out_arg = DNNL_ARG_DIFF_SRC;
+        args[n_args++] = DNNL_ARG_DIFF_SRC;
     } else if (kind == LT_PRIM_CONV_BWD_WEIGHTS) {
         args[n_args++] = DNNL_ARG_SRC;
         args[n_args++] = DNNL_ARG_DIFF_DST;
@@ -146,61 +126,24 @@ static lt_status conv_build(struct lt_backend *b, const conv_geom *g, enum lt_pr
         if (g->bias) args[n_args++] = DNNL_ARG_BIAS;
     }
     lt_status st = lt_prim_init(b, &e->conv, pd, n_args, args);
-    if (st != LT_OK) return st;
-    e->blocked = wino;
+    if (st != LT_OK) { lt_free(e); return lt_ctx_fail(ctx, st, "conv2d: %s", lt_last_error()); }
 
     const dnnl_memory_desc_t *wmd = lt_prim_md(&e->conv, warg);
     e->wbytes = dnnl_memory_desc_get_size(wmd);
-    if (kind == LT_PRIM_CONV_BWD_WEIGHTS)
-        st = reorder_init(b, &e->wre, wmd, &wohwi, 1);       /* dw (OHWI) += dw_blk */
-    else if (!dnnl_memory_desc_equal(wmd, &wohwi))
-        st = reorder_init(b, &e->wre, &wohwi, wmd, 0);
-    if (st != LT_OK || !wino) return st;
-
-    /* Activations: NHWC views of the conv's blocked input and output. */
-    const dnnl_memory_desc_t *imd = lt_prim_md(&e->conv, in_arg), *omd = lt_prim_md(&e->conv, out_arg);
-    dnnl_memory_desc_t in_nhwc, out_nhwc;
-    s = dnnl_memory_desc_init_by_tag(&in_nhwc, 4, imd->dims, dnnl_f32, dnnl_nhwc);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&out_nhwc, 4, omd->dims, dnnl_f32, dnnl_nhwc);
-    if (s != dnnl_success) return lt_error(LT_ERR_BACKEND, "oneDNN rejected an NHWC descriptor (status %d)", (int)s);
-    e->in_bytes = dnnl_memory_desc_get_size(imd);
-    e->out_bytes = dnnl_memory_desc_get_size(omd);
-    st = reorder_init(b, &e->in_re, &in_nhwc, imd, 0);
-    if (st == LT_OK) st = reorder_init(b, &e->out_re, omd, &out_nhwc, 0);
-    if (st == LT_OK && kind == LT_PRIM_CONV_BWD_DATA) st = reorder_init(b, &e->out_re_add, omd, &out_nhwc, 1);
-    return st;
-}
-
-static conv_entry *conv_get(lt_ctx *ctx, const conv_geom *g, enum lt_prim_kind kind) {
-    struct lt_backend *b = ctx->backend;
-    lt_backend_key key = {{kind, lt_backend_threads(), g->n, g->h, g->w, g->ci, g->co, g->kh,
-                           g->kw, g->stride, g->pad, g->bias, g->wino, 0}};
-    conv_entry *e = lt_backend_cache_get(b, &key);
-    if (e) return e;
-
-    /* Backward-weights is always direct on NHWC: its hint is the direct forward. */
-    conv_geom gd = *g;
-    if (kind == LT_PRIM_CONV_BWD_WEIGHTS) gd.wino = 0;
-    dnnl_primitive_desc_t hint = NULL;
-    if (kind == LT_PRIM_CONV_BWD_DATA || kind == LT_PRIM_CONV_BWD_WEIGHTS) {
-        conv_entry *f = conv_get(ctx, &gd, LT_PRIM_CONV_FWD_TRAIN);
-        if (!f) return NULL;
-        hint = f->conv.pd;
-        /* A Winograd forward that fell back to direct makes backward-data direct too. */
-        if (!f->blocked) gd.wino = 0;
-    }
-    /* Winograd when the shape qualifies, else (or when oneDNN declines any part of it)
-     * direct. */
-    lt_status st = LT_ERR_BACKEND;
-    for (int wino = (int)gd.wino; wino >= 0 && st != LT_OK; wino--) {
-        if (e) conv_entry_free(e);
-        e = lt_calloc(1, sizeof *e);
-        if (!e) return lt_ctx_fail(ctx, LT_ERR_NOMEM, "conv2d: out of memory for a primitive cache entry");
-        st = conv_build(b, &gd, kind, wino, hint, e);
-    }
-    if (st != LT_OK) {
-        conv_entry_free(e);
-        return lt_ctx_fail(ctx, st, "conv2d: %s", lt_last_error());
+    int accumulate = kind == LT_PRIM_CONV_BWD_WEIGHTS;
+    if (accumulate || !dnnl_memory_desc_equal(wmd, &wohwi)) {
+        dnnl_primitive_attr_t rattr = lt_backend_attr(accumulate);
+        dnnl_primitive_desc_t rpd = NULL;
+        s = rattr ? (accumulate ? dnnl_reorder_primitive_desc_create(&rpd, wmd, lt_backend_engine(b), &wohwi, lt_backend_engine(b), rattr)
+                                : dnnl_reorder_primitive_desc_create(&rpd, &wohwi, lt_backend_engine(b), wmd, lt_backend_engine(b), rattr))
+                  : dnnl_out_of_memory;
+        dnnl_primitive_attr_destroy(rattr);
+        if (s == dnnl_success)
+            st = lt_prim_init(b, &e->wre, rpd, 2, (const int[]){DNNL_ARG_FROM, DNNL_ARG_TO});
+        if (s != dnnl_success || st != LT_OK) {
+            conv_entry_free(e);
+            return lt_ctx_fail(ctx, LT_ERR_BACKEND, "conv2d: oneDNN could not create the weights reorder (status %d)", (int)s);
+        }
     }
     st = lt_backend_cache_put(b, &key, e, conv_entry_free);
     if (st != LT_OK) return lt_ctx_fail(ctx, st, "conv2d: %s", lt_last_error());
@@ -259,8 +202,6 @@ static int conv_check(lt_ctx *ctx, const lt_tensor *x, const lt_tensor *w, const
         .oh = (hp - w->shape[1]) / stride + 1, .ow = (wp - w->shape[2]) / stride + 1,
         .stride = stride, .pad = pad, .bias = bias != NULL,
     };
-    g->wino = g->kh == 3 && g->kw == 3 && g->stride == 1 && g->ci % 16 == 0 && g->co % 16 == 0 &&
-              g->ci >= 32 && g->co >= 32 && g->h * g->w <= 16 * 16;
     return 1;
 }
 
@@ -279,15 +220,8 @@ lt_tensor *lt_conv2d(lt_ctx *ctx, lt_tensor *x, lt_tensor *w, lt_tensor *bias, i
     if (!e) return NULL;
     float *wb = conv_weights(ctx, e, w->data);
     if (!wb) return NULL;
-    if (e->blocked) {
-        float *xb = lt_ctx_alloc(ctx, e->in_bytes), *yb = lt_ctx_alloc(ctx, e->out_bytes);
-        if (!xb || !yb || !conv_exec(ctx, &e->in_re, (void *[]){x->data, xb}) ||
-            !conv_exec(ctx, &e->conv, (void *[]){xb, wb, yb, bias ? bias->data : NULL}) ||
-            !conv_exec(ctx, &e->out_re, (void *[]){yb, out->data}))
-            return NULL;
-    } else if (!conv_exec(ctx, &e->conv, (void *[]){x->data, wb, out->data, bias ? bias->data : NULL})) {
+    if (!conv_exec(ctx, &e->conv, (void *[]){x->data, wb, out->data, bias ? bias->data : NULL}))
         return NULL;
-    }
     if (nd) {
         nd->i[0] = stride;
         nd->i[1] = pad;
@@ -310,20 +244,11 @@ void lt_conv2d_backward(lt_ctx *ctx, const lt_node *nd) {
         int fresh;
         float *dx = lt_grad_for_write(ctx, x, &fresh);
         if (!wb || !dx) return;
-        if (e->blocked) {
-            /* Blocked dy in, blocked dx out; the reorder back overwrites or adds. */
-            float *dyb = lt_ctx_alloc(ctx, e->in_bytes), *dxb = lt_ctx_alloc(ctx, e->out_bytes);
-            if (!dyb || !dxb || !conv_exec(ctx, &e->in_re, (void *[]){dy, dyb}) ||
-                !conv_exec(ctx, &e->conv, (void *[]){dyb, wb, dxb}) ||
-                !conv_exec(ctx, fresh ? &e->out_re : &e->out_re_add, (void *[]){dxb, dx}))
-                return;
-        } else {
-            /* A fresh gradient is overwritten; an existing one (e.g. a residual branch
-             * already flowed into x) gets the result through a temporary and an add. */
-            float *dst = fresh ? dx : lt_ctx_alloc(ctx, (size_t)x->numel * sizeof(float));
-            if (!dst || !conv_exec(ctx, &e->conv, (void *[]){dy, wb, dst})) return;
-            if (!fresh) lt_add_inplace(dx, dst, x->numel);
-        }
+        /* A fresh gradient is overwritten; an existing one (e.g. a residual branch already
+         * flowed into x) gets the result through a temporary and an add. */
+        float *dst = fresh ? dx : lt_ctx_alloc(ctx, (size_t)x->numel * sizeof(float));
+        if (!dst || !conv_exec(ctx, &e->conv, (void *[]){dy, wb, dst})) return;
+        if (!fresh) lt_add_inplace(dx, dst, x->numel);
     }
 
     int need_w = w->requires_grad, need_b = bias && bias->requires_grad;
