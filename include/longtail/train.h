@@ -190,8 +190,9 @@ const char *lt_recipe_where(const lt_recipe *r, const char *section, const char 
                             size_t n);
 /* The resolved recipe as INI text (free with lt_free). */
 lt_status lt_recipe_to_string(const lt_recipe *r, char **text);
-/* 1 if the two recipes have every setting equal (however they were written). */
-int lt_recipe_same(const lt_recipe *a, const lt_recipe *b);
+/* 1 if the two resolved recipes are the same text (so every setting is equal). Otherwise
+ * *line_a, *line_b (may be NULL) point to the first lines that differ (static storage). */
+int lt_recipe_same(const lt_recipe *a, const lt_recipe *b, const char **line_a, const char **line_b);
 
 /* Loads the recipe's data (lt_data_load with its [data] settings). */
 lt_status lt_recipe_load_data(const lt_recipe *r, lt_data *d);
@@ -280,8 +281,7 @@ typedef struct lt_train_data {
  * runs in out_dir/seed<s>/ when there are several), then summary.json. data NULL: loads
  * the recipe's data. outcome may be NULL. A run directory that exists and is not empty
  * is LT_ERR_EXISTS unless opt->force (which removes longtail's own files there and
- * nothing else) or opt->resume (which needs a recipe with the same settings as its
- * config.ini). */
+ * nothing else) or opt->resume (which needs the same resolved recipe as its config.ini). */
 lt_status lt_train(const lt_recipe *r, const lt_train_data *data, const lt_train_options *opt,
                    lt_train_outcome *outcome);
 

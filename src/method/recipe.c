@@ -630,49 +630,39 @@ lt_status lt_recipe_load(lt_recipe *r, const char *path, const char *const *sets
 
 lt_status lt_recipe_to_string(const lt_recipe *r, char **text) { return lt_config_to_string(r->cfg, text); }
 
-static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
-
-#define NE(f) (a->f != b->f)
-
-static int same_stage(const lt_stage_config *a, const lt_stage_config *b) {
-    if (strcmp(a->name, b->name) || NE(epochs) || NE(batch_size) || NE(drop_last)) return 0;
-    if (NE(optim.kind) || NE(optim.weight_decay) || NE(optim.momentum) || NE(optim.dampening) || NE(optim.nesterov) ||
-        NE(optim.beta1) || NE(optim.beta2) || NE(optim.eps))
-        return 0;
-    if (NE(schedule.kind) || NE(schedule.base_lr) || NE(schedule.warmup_epochs) || NE(schedule.total_epochs) ||
-        NE(schedule.per_iter) || NE(schedule.n_milestones))
-        return 0;
-    for (int j = 0; j < a->schedule.n_milestones; j++)
-        if (NE(schedule.milestones[j]) || NE(schedule.factors[j])) return 0;
-    if (NE(train_all) || NE(n_train_prefixes)) return 0;
-    for (int i = 0; i < a->n_train_prefixes; i++)
-        if (!same_str(a->train_prefixes[i], b->train_prefixes[i])) return 0;
-    return !(NE(reinit_classifier) || NE(bn) || NE(loss) || NE(class_weights) || NE(cb_beta) || NE(label_smoothing) ||
-             NE(sampler.kind) || NE(sampler.q) || NE(sampler.k) || NE(sampler.epoch_length) ||
-             NE(sampler.total_epochs) || NE(select));
+/* The same resolved recipe: the INI texts of both resolved configs are equal (a key
+ * written out with its default value counts as a difference; that errs on the safe side:
+ * every setting, including ones added by later code, is compared). On a difference,
+ * *line_a / *line_b (may be NULL) get the first differing lines (static storage). */
+int lt_recipe_same(const lt_recipe *a, const lt_recipe *b, const char **line_a, const char **line_b) {
+    static char la[256], lb[256];
+    char *ta = NULL, *tb = NULL;
+    int same = 0;
+    if (lt_config_to_string(a->cfg, &ta) == LT_OK && lt_config_to_string(b->cfg, &tb) == LT_OK) {
+        same = !strcmp(ta, tb);
+        if (!same) {
+            const char *pa = ta, *pb = tb;
+            for (;;) {
+                const char *ea = strchr(pa, '\n'), *eb = strchr(pb, '\n');
+                size_t na = ea ? (size_t)(ea - pa) : strlen(pa), nb = eb ? (size_t)(eb - pb) : strlen(pb);
+                if (na != nb || memcmp(pa, pb, na) || !ea || !eb) {
+                    snprintf(la, sizeof la, "%.*s", (int)na, *pa ? pa : "(no more lines)");
+                    snprintf(lb, sizeof lb, "%.*s", (int)nb, *pb ? pb : "(no more lines)");
+                    if (!*pa) snprintf(la, sizeof la, "(no more lines)");
+                    if (!*pb) snprintf(lb, sizeof lb, "(no more lines)");
+                    break;
+                }
+                pa = ea + 1;
+                pb = eb + 1;
+            }
+            if (line_a) *line_a = la;
+            if (line_b) *line_b = lb;
+        }
+    }
+    lt_free(ta);
+    lt_free(tb);
+    return same;
 }
-
-/* Every parsed setting equal, field by field. */
-int lt_recipe_same(const lt_recipe *a, const lt_recipe *b) {
-    if (strcmp(a->name, b->name) || NE(n_stages)) return 0;
-    if (NE(data.kind) || !same_str(a->data.root, b->data.root) || !same_str(a->data.train_list, b->data.train_list) ||
-        !same_str(a->data.test_list, b->data.test_list) || NE(data.image.h) || NE(data.image.w) || NE(data.image.c))
-        return 0;
-    if (NE(data.longtail.profile) || NE(data.longtail.imbalance_factor) || NE(data.longtail.n_max) ||
-        NE(data.longtail.val_per_class) || NE(data.longtail.selection) || NE(data.longtail.class_order) ||
-        NE(data.longtail.seed))
-        return 0;
-    if (NE(crop_pad) || NE(hflip) || NE(normalize) || NE(n_mean)) return 0;
-    for (int k = 0; k < a->n_mean; k++)
-        if (NE(mean[k]) || NE(std[k])) return 0;
-    if (NE(depth) || NE(width) || NE(bias_init)) return 0;
-    for (int k = 0; k < a->n_stages; k++)
-        if (!same_stage(&a->stages[k], &b->stages[k])) return 0;
-    return !(NE(groups.mode) || NE(groups.many_above) || NE(groups.few_below) || NE(eval_batch_size) || NE(topk) ||
-             NE(seed) || NE(seeds) || NE(threads));
-}
-
-#undef NE
 
 lt_status lt_recipe_load_data(const lt_recipe *r, lt_data *d) { return lt_data_load(d, &r->data); }
 

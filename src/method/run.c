@@ -302,11 +302,12 @@ lt_status lt_train(const lt_recipe *r, const lt_train_data *data, const lt_train
             s = lt_error(LT_ERR_ARG, "%s: no config.ini there: not a run directory to resume", out);
         else s = lt_recipe_load(&saved, cfg_path, NULL, 0);
         if (!s) {
-            if (!lt_recipe_same(&saved, r))
+            const char *la = NULL, *lb = NULL;
+            if (!lt_recipe_same(&saved, r, &la, &lb))
                 s = lt_error(LT_ERR_CONFIG,
-                             "%s differs from the recipe given: a run resumes with the recipe it started with "
-                             "(give no recipe and no --set with --resume)",
-                             cfg_path);
+                             "%s differs from the recipe given ('%s' there, '%s' given): a run resumes with the "
+                             "recipe it started with (give no recipe and no --set with --resume)",
+                             cfg_path, la, lb);
             lt_recipe_free(&saved);
         }
     } else {
