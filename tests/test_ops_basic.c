@@ -5,33 +5,14 @@
  * through estimators against their formulas, determinism across thread counts, no heap
  * allocation after warm-up, and the error paths. */
 #include "test.h"
+#include "test_util.h"
 #include "longtail/io.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- caller-owned inputs (gradcheck needs a grad buffer that outlives the arena) ---- */
-
-static lt_tensor *owned_new(const char *name, int ndim, const int64_t *shape) {
-    lt_tensor tmp = {0};
-    if (lt_tensor_set_shape(&tmp, ndim, shape) != LT_OK) return NULL;
-    lt_tensor *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    *t = tmp;
-    t->data = calloc((size_t)tmp.numel, sizeof(float));
-    t->grad = calloc((size_t)tmp.numel, sizeof(float));
-    t->requires_grad = 1;
-    t->name = name;
-    if (!t->data || !t->grad) { free(t->data); free(t->grad); free(t); return NULL; }
-    return t;
-}
-
-static void owned_free(lt_tensor *t) {
-    if (!t) return;
-    free(t->data);
-    free(t->grad);
-    free(t);
-}
+/* Caller-owned inputs (gradcheck needs grad buffers that outlive the arena):
+ * tu_owned_new / tu_owned_free in tests/test_util.c. */
 
 enum gen {
     G_ANY,       /* uniform [-1, 1] */
@@ -234,7 +215,7 @@ static void gradcheck_family(const char *family) {
         lt_rng_init(&r, 1000 + (uint64_t)k, LT_STREAM_TEST);
         int ok = 1;
         for (int i = 0; i < c->n_in; i++) {
-            in[i] = owned_new(c->name, c->in[i].ndim, c->in[i].shape);
+            in[i] = tu_owned_new(c->name, c->in[i].ndim, c->in[i].shape);
             if (!in[i]) { ok = 0; break; }
             fill(in[i], c->in[i].gen, &r);
         }
@@ -253,7 +234,7 @@ static void gradcheck_family(const char *family) {
         } else {
             lt_test_fail(__FILE__, __LINE__, "%s: out of memory", c->name);
         }
-        for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+        for (int i = 0; i < c->n_in; i++) tu_owned_free(in[i]);
     }
     CHECK(ran > 0);
     lt_ctx_free(ctx);
@@ -298,7 +279,7 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const op_case *c
             ok = 0;
             break;
         }
-        in[i] = owned_new(c->name, e->ndim, e->shape);
+        in[i] = tu_owned_new(c->name, e->ndim, e->shape);
         if (!in[i]) { ok = 0; break; }
         memcpy(in[i]->data, lt_safetensors_data(st, e), (size_t)e->numel * sizeof(float));
     }
@@ -350,7 +331,7 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const op_case *c
             }
         }
     }
-    for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+    for (int i = 0; i < c->n_in; i++) tu_owned_free(in[i]);
 }
 
 TEST(ops_basic_pytorch_fixtures) {
@@ -406,7 +387,7 @@ TEST(ops_basic_sign_ste_formulas) {
 
 TEST(ops_basic_broadcast_backward) {
     const int64_t sa[3] = {300, 5, 64}, sb[1] = {64};
-    lt_tensor *a = owned_new("a", 3, sa), *b = owned_new("b", 1, sb);
+    lt_tensor *a = tu_owned_new("a", 3, sa), *b = tu_owned_new("b", 1, sb);
     lt_ctx *ctx = lt_ctx_new();
     REQUIRE(a && b && ctx);
     lt_rng r;
@@ -435,15 +416,15 @@ TEST(ops_basic_broadcast_backward) {
         for (int j = 0; j < 64; j++) CHECK_NEAR(b->grad[j], want[j], 1e-4 * (1 + fabs(want[j])));
     }
     lt_ctx_free(ctx);
-    owned_free(a);
-    owned_free(b);
+    tu_owned_free(a);
+    tu_owned_free(b);
 }
 
 /* ---- accumulation ---- */
 
 TEST(ops_basic_backward_accumulates) {
     const int64_t s[2] = {3, 4};
-    lt_tensor *x = owned_new("x", 2, s);
+    lt_tensor *x = tu_owned_new("x", 2, s);
     lt_ctx *ctx = lt_ctx_new();
     REQUIRE(x && ctx);
     lt_rng r;
@@ -470,7 +451,7 @@ TEST(ops_basic_backward_accumulates) {
     REQUIRE_OK(lt_backward(ctx, lt_sum(ctx, lt_mul(ctx, x, x), LT_AXES_ALL)));
     for (int i = 0; i < 12; i++) CHECK_NEAR(x->grad[i], 2.0 * x->data[i], 1e-6);
     lt_ctx_free(ctx);
-    owned_free(x);
+    tu_owned_free(x);
 }
 
 /* ---- cross-entropy by hand: 2 samples, 3 classes, class weights + label smoothing ----
@@ -597,7 +578,7 @@ static void run_big(lt_ctx *ctx, lt_tensor *x, lt_tensor *b, lt_tensor *w, float
 
 TEST(ops_basic_thread_count_invariant) {
     const int64_t sx[4] = {32, 16, 16, 16}, sb[1] = {16}, sw[2] = {10, 16};
-    lt_tensor *x = owned_new("x", 4, sx), *b = owned_new("b", 1, sb), *w = owned_new("w", 2, sw);
+    lt_tensor *x = tu_owned_new("x", 4, sx), *b = tu_owned_new("b", 1, sb), *w = tu_owned_new("w", 2, sw);
     lt_ctx *ctx = lt_ctx_new();
     REQUIRE(x && b && w && ctx);
     lt_rng r;
@@ -641,16 +622,16 @@ TEST(ops_basic_thread_count_invariant) {
     free(o1);
     free(o2);
     lt_ctx_free(ctx);
-    owned_free(x);
-    owned_free(b);
-    owned_free(w);
+    tu_owned_free(x);
+    tu_owned_free(b);
+    tu_owned_free(w);
 }
 
 /* ---- a training-like step of these ops makes no heap allocation after warm-up ---- */
 
 TEST(ops_basic_no_allocation_after_warmup) {
     const int64_t sx[4] = {8, 8, 8, 8}, sb[1] = {8};
-    lt_tensor *x = owned_new("x", 4, sx), *b = owned_new("b", 1, sb);
+    lt_tensor *x = tu_owned_new("x", 4, sx), *b = tu_owned_new("b", 1, sb);
     lt_ctx *ctx = lt_ctx_new();
     REQUIRE(x && b && ctx);
     lt_rng r;
@@ -670,13 +651,13 @@ TEST(ops_basic_no_allocation_after_warmup) {
         if (step >= 2) CHECK_EQ_INT(lt_alloc_count() - before, 0);
     }
     lt_ctx_free(ctx);
-    owned_free(x);
-    owned_free(b);
+    tu_owned_free(x);
+    tu_owned_free(b);
 }
 
 TEST(ops_basic_no_tape_without_grad) {
     const int64_t s[2] = {2, 3};
-    lt_tensor *x = owned_new("x", 2, s);
+    lt_tensor *x = tu_owned_new("x", 2, s);
     lt_ctx *ctx = lt_ctx_new();
     REQUIRE(x && ctx);
     lt_ctx_set_grad(ctx, 0);
@@ -691,7 +672,7 @@ TEST(ops_basic_no_tape_without_grad) {
     CHECK_EQ_INT(lt_ctx_tape_len(ctx), 1);
     CHECK_EQ_INT(y->requires_grad, 1);
     lt_ctx_free(ctx);
-    owned_free(x);
+    tu_owned_free(x);
 }
 
 /* More inputs than a tape node holds: the gradient still reaches an input that is not

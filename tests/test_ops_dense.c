@@ -5,33 +5,14 @@
  * (no tape) against training forward, thread-count independence of batch norm, no heap
  * allocation in a repeated conv + bn + pool step, and the error paths. */
 #include "test.h"
+#include "test_util.h"
 #include "longtail/io.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- caller-owned inputs (gradcheck needs grad buffers that outlive the arena) ---- */
-
-static lt_tensor *owned(const char *name, int ndim, const int64_t *shape) {
-    lt_tensor tmp = {0};
-    if (lt_tensor_set_shape(&tmp, ndim, shape) != LT_OK) return NULL;
-    lt_tensor *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    *t = tmp;
-    t->data = calloc((size_t)tmp.numel, sizeof(float));
-    t->grad = calloc((size_t)tmp.numel, sizeof(float));
-    t->requires_grad = 1;
-    t->name = name;
-    if (!t->data || !t->grad) { free(t->data); free(t->grad); free(t); return NULL; }
-    return t;
-}
-
-static void owned_free(lt_tensor *t) {
-    if (!t) return;
-    free(t->data);
-    free(t->grad);
-    free(t);
-}
+/* Caller-owned inputs (gradcheck needs grad buffers that outlive the arena):
+ * tu_owned_new / tu_owned_free in tests/test_util.c. */
 
 static void fill_normal(lt_tensor *t, lt_rng *r, float scale, float shift) {
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = shift + scale * lt_rng_normal(r);
@@ -225,9 +206,9 @@ TEST(dense_gradcheck_conv2d) {
             cs.h = cs.w = 4;
         }
         lt_tensor *in[3] = {
-            owned("x", 4, (int64_t[]){c->n, c->h, c->w, c->ci}),
-            owned("w", 4, (int64_t[]){c->co, c->k, c->k, c->ci}),
-            owned("bias", 1, (int64_t[]){c->co}),
+            tu_owned_new("x", 4, (int64_t[]){c->n, c->h, c->w, c->ci}),
+            tu_owned_new("w", 4, (int64_t[]){c->co, c->k, c->k, c->ci}),
+            tu_owned_new("bias", 1, (int64_t[]){c->co}),
         };
         REQUIRE(in[0] && in[1] && in[2]);
         fill_normal(in[0], &r, 1, 0);
@@ -238,7 +219,7 @@ TEST(dense_gradcheck_conv2d) {
             gc_user u = {0, c, {pre, NULL, NULL}};
             gradcheck_case(ctx, &u, in, c->bias ? 3 : 2, EPS_LINEAR, TOL_LINEAR, c->name);
         }
-        for (int k = 0; k < 3; k++) owned_free(in[k]);
+        for (int k = 0; k < 3; k++) tu_owned_free(in[k]);
     }
     lt_ctx_free(ctx);
 }
@@ -252,8 +233,8 @@ TEST(dense_gradcheck_matmul_linear) {
     for (size_t i = 0; i < sizeof MATMUL / sizeof MATMUL[0]; i++) {
         const mm_case *c = &MATMUL[i];
         lt_tensor *in[2] = {
-            owned("a", 2, c->ta ? (int64_t[]){c->k, c->m} : (int64_t[]){c->m, c->k}),
-            owned("b", 2, c->tb ? (int64_t[]){c->n, c->k} : (int64_t[]){c->k, c->n}),
+            tu_owned_new("a", 2, c->ta ? (int64_t[]){c->k, c->m} : (int64_t[]){c->m, c->k}),
+            tu_owned_new("b", 2, c->tb ? (int64_t[]){c->n, c->k} : (int64_t[]){c->k, c->n}),
         };
         REQUIRE(in[0] && in[1]);
         fill_normal(in[0], &r, 1, 0);
@@ -262,15 +243,15 @@ TEST(dense_gradcheck_matmul_linear) {
             gc_user u = {1, c, {pre, NULL, NULL}};
             gradcheck_case(ctx, &u, in, 2, EPS_LINEAR, TOL_LINEAR, c->name);
         }
-        owned_free(in[0]);
-        owned_free(in[1]);
+        tu_owned_free(in[0]);
+        tu_owned_free(in[1]);
     }
     for (size_t i = 0; i < sizeof LINEAR / sizeof LINEAR[0]; i++) {
         const linear_case *c = &LINEAR[i];
         lt_tensor *in[3] = {
-            owned("x", 2, (int64_t[]){c->b, c->in}),
-            owned("w", 2, (int64_t[]){c->out, c->in}),
-            owned("bias", 1, (int64_t[]){c->out}),
+            tu_owned_new("x", 2, (int64_t[]){c->b, c->in}),
+            tu_owned_new("w", 2, (int64_t[]){c->out, c->in}),
+            tu_owned_new("bias", 1, (int64_t[]){c->out}),
         };
         REQUIRE(in[0] && in[1] && in[2]);
         for (int k = 0; k < 3; k++) fill_normal(in[k], &r, 1, 0);
@@ -278,7 +259,7 @@ TEST(dense_gradcheck_matmul_linear) {
             gc_user u = {2, c, {pre, NULL, NULL}};
             gradcheck_case(ctx, &u, in, c->bias ? 3 : 2, EPS_LINEAR, TOL_LINEAR, c->name);
         }
-        for (int k = 0; k < 3; k++) owned_free(in[k]);
+        for (int k = 0; k < 3; k++) tu_owned_free(in[k]);
     }
     lt_ctx_free(ctx);
 }
@@ -292,7 +273,7 @@ TEST(dense_gradcheck_batchnorm) {
     for (size_t i = 0; i < sizeof BN / sizeof BN[0]; i++) {
         const bn_case *c = &BN[i];
         int64_t C = c->shape[3];
-        lt_tensor *in[3] = {owned("x", 4, c->shape), owned("gamma", 1, &C), owned("beta", 1, &C)};
+        lt_tensor *in[3] = {tu_owned_new("x", 4, c->shape), tu_owned_new("gamma", 1, &C), tu_owned_new("beta", 1, &C)};
         float *rm = calloc((size_t)C, sizeof(float)), *rv = calloc((size_t)C, sizeof(float));
         REQUIRE(in[0] && in[1] && in[2] && rm && rv);
         fill_normal(in[0], &r, 2, 0.5f);
@@ -306,7 +287,7 @@ TEST(dense_gradcheck_batchnorm) {
             gc_user u = {3, c, {pre, rm, rv}};
             gradcheck_case(ctx, &u, in, c->affine ? 3 : 1, EPS_SMOOTH, 1e-3, 5e-3, c->name);
         }
-        for (int k = 0; k < 3; k++) owned_free(in[k]);
+        for (int k = 0; k < 3; k++) tu_owned_free(in[k]);
         free(rm);
         free(rv);
     }
@@ -321,14 +302,14 @@ TEST(dense_gradcheck_pooling) {
     lt_rng_init(&r, 4, LT_STREAM_TEST);
     for (size_t i = 0; i < sizeof POOL / sizeof POOL[0]; i++) {
         const pool_case *c = &POOL[i];
-        lt_tensor *in[1] = {owned("x", 4, (int64_t[]){c->n, c->h, c->w, c->c})};
+        lt_tensor *in[1] = {tu_owned_new("x", 4, (int64_t[]){c->n, c->h, c->w, c->c})};
         REQUIRE(in[0]);
         fill_distinct(in[0], &r);
         for (int pre = 0; pre < 2; pre++) {
             gc_user u = {4, c, {pre, NULL, NULL}};
             gradcheck_case(ctx, &u, in, 1, c->kind == P_MAX ? EPS_SMOOTH : EPS_LINEAR, TOL_LINEAR, c->name);
         }
-        owned_free(in[0]);
+        tu_owned_free(in[0]);
     }
     lt_ctx_free(ctx);
 }
@@ -350,10 +331,10 @@ static const float *fx(const lt_safetensors *st, const char *c, const char *what
 /* An owned tensor holding fixture c.what, gradient zeroed. */
 static lt_tensor *fx_owned(const lt_safetensors *st, const char *c, const char *what, int ndim,
                            const int64_t *shape) {
-    lt_tensor *t = owned(what, ndim, shape);
+    lt_tensor *t = tu_owned_new(what, ndim, shape);
     if (!t) return NULL;
     const float *d = fx(st, c, what, t->numel);
-    if (!d) { owned_free(t); return NULL; }
+    if (!d) { tu_owned_free(t); return NULL; }
     memcpy(t->data, d, (size_t)t->numel * sizeof(float));
     return t;
 }
@@ -450,7 +431,7 @@ TEST(dense_fixtures_conv2d) {
             CHECK_EQ_INT(lt_ctx_tape_len(ctx), 0);
             check_out(st, c->name, y);
         }
-        for (int k = 0; k < 3; k++) owned_free(in[k]);
+        for (int k = 0; k < 3; k++) tu_owned_free(in[k]);
     }
     lt_ctx_free(ctx);
     lt_safetensors_free(st);
@@ -475,8 +456,8 @@ TEST(dense_fixtures_matmul_linear) {
             check_grad(st, c->name, "ga", in[0], pass + 1.0f, pn);
             check_grad(st, c->name, "gb", in[1], pass + 1.0f, pn);
         }
-        owned_free(in[0]);
-        owned_free(in[1]);
+        tu_owned_free(in[0]);
+        tu_owned_free(in[1]);
     }
     for (size_t i = 0; i < sizeof LINEAR / sizeof LINEAR[0]; i++) {
         const linear_case *c = &LINEAR[i];
@@ -495,7 +476,7 @@ TEST(dense_fixtures_matmul_linear) {
             check_grad(st, c->name, "gw", in[1], pass + 1.0f, pn);
             if (c->bias) check_grad(st, c->name, "gb", in[2], pass + 1.0f, pn);
         }
-        for (int k = 0; k < 3; k++) owned_free(in[k]);
+        for (int k = 0; k < 3; k++) tu_owned_free(in[k]);
     }
     lt_ctx_free(ctx);
     lt_safetensors_free(st);
@@ -534,7 +515,7 @@ TEST(dense_fixtures_batchnorm) {
             CHECK_CLOSE("running_mean", rm, rm1, C, 1e-6, 1e-5);
             CHECK_CLOSE("running_var", rv, rv1, C, 1e-6, 1e-5);
         }
-        for (int k = 0; k < 3; k++) owned_free(in[k]);
+        for (int k = 0; k < 3; k++) tu_owned_free(in[k]);
     }
     lt_ctx_free(ctx);
     lt_safetensors_free(st);
@@ -554,7 +535,7 @@ TEST(dense_fixtures_pooling) {
             check_out(st, c->name, y);
             check_grad(st, c->name, "gx", in[0], pass + 1.0f, pass ? "fresh, accumulated" : "into existing");
         }
-        owned_free(in[0]);
+        tu_owned_free(in[0]);
     }
     lt_ctx_free(ctx);
     lt_safetensors_free(st);
@@ -567,7 +548,7 @@ TEST(dense_fixtures_pooling) {
 TEST(dense_maxpool_ties_and_padding) {
     lt_ctx *ctx = lt_ctx_new();
     REQUIRE(ctx);
-    lt_tensor *x = owned("x", 4, (int64_t[]){1, 2, 2, 1});
+    lt_tensor *x = tu_owned_new("x", 4, (int64_t[]){1, 2, 2, 1});
     REQUIRE(x);
     for (int i = 0; i < 4; i++) x->data[i] = -5.0f;  /* all equal and below zero */
     lt_tensor *y = lt_maxpool2d(ctx, x, 2, 2, 1);     /* 4 windows, each 1 real element */
@@ -580,7 +561,7 @@ TEST(dense_maxpool_ties_and_padding) {
     REQUIRE_OK(lt_backward(ctx, lt_sum(ctx, y, LT_AXES_ALL)));
     CHECK_NEAR(x->grad[0], 1.0, 0);
     for (int i = 1; i < 4; i++) CHECK_NEAR(x->grad[i], 0.0, 0);
-    owned_free(x);
+    tu_owned_free(x);
     lt_ctx_free(ctx);
 }
 
@@ -590,7 +571,7 @@ TEST(dense_batchnorm_thread_count_independent) {
     lt_rng r;
     lt_rng_init(&r, 5, LT_STREAM_TEST);
     int64_t shape[4] = {16, 16, 16, 8}, C = 8;
-    lt_tensor *x = owned("x", 4, shape), *g = owned("gamma", 1, &C), *b = owned("beta", 1, &C);
+    lt_tensor *x = tu_owned_new("x", 4, shape), *g = tu_owned_new("gamma", 1, &C), *b = tu_owned_new("beta", 1, &C);
     float *out[2] = {malloc(sizeof(float) * 32768), malloc(sizeof(float) * 32768)};
     float *gx[2] = {malloc(sizeof(float) * 32768), malloc(sizeof(float) * 32768)};
     float gg[2][8], rmv[2][16];
@@ -623,9 +604,9 @@ TEST(dense_batchnorm_thread_count_independent) {
     CHECK(memcmp(gg[0], gg[1], sizeof gg[0]) == 0);
     CHECK(memcmp(rmv[0], rmv[1], sizeof rmv[0]) == 0);
     for (int t = 0; t < 2; t++) { free(out[t]); free(gx[t]); }
-    owned_free(x);
-    owned_free(g);
-    owned_free(b);
+    tu_owned_free(x);
+    tu_owned_free(g);
+    tu_owned_free(b);
 }
 
 /* The same conv forward/backward in two fresh contexts gives bit-identical results (the
@@ -634,8 +615,8 @@ TEST(dense_conv2d_repeatable) {
     r_init();
     lt_rng r;
     lt_rng_init(&r, 7, LT_STREAM_TEST);
-    lt_tensor *x = owned("x", 4, (int64_t[]){4, 8, 8, 16}), *w = owned("w", 4, (int64_t[]){32, 3, 3, 16});
-    lt_tensor *b = owned("bias", 1, (int64_t[]){32});
+    lt_tensor *x = tu_owned_new("x", 4, (int64_t[]){4, 8, 8, 16}), *w = tu_owned_new("w", 4, (int64_t[]){32, 3, 3, 16});
+    lt_tensor *b = tu_owned_new("bias", 1, (int64_t[]){32});
     REQUIRE(x && w && b);
     fill_normal(x, &r, 1, 0);
     fill_normal(w, &r, 0.2f, 0);
@@ -665,7 +646,7 @@ TEST(dense_conv2d_repeatable) {
         free(keep[0][i]);
         free(keep[1][i]);
     }
-    owned_free(x); owned_free(w); owned_free(b);
+    tu_owned_free(x); tu_owned_free(w); tu_owned_free(b);
 }
 
 /* A training step conv -> bn -> maxpool -> global pool -> linear -> scalar, repeated with
@@ -677,9 +658,9 @@ TEST(dense_step_allocates_nothing_after_warmup) {
     lt_rng r;
     lt_rng_init(&r, 6, LT_STREAM_TEST);
     const int64_t N = 8, C = 16;
-    lt_tensor *x = owned("x", 4, (int64_t[]){N, 8, 8, 16}), *w = owned("w", 4, (int64_t[]){C, 3, 3, 16});
-    lt_tensor *g = owned("gamma", 1, &C), *b = owned("beta", 1, &C);
-    lt_tensor *fw = owned("fc", 2, (int64_t[]){1, C}), *ones = owned("ones", 2, (int64_t[]){1, N});
+    lt_tensor *x = tu_owned_new("x", 4, (int64_t[]){N, 8, 8, 16}), *w = tu_owned_new("w", 4, (int64_t[]){C, 3, 3, 16});
+    lt_tensor *g = tu_owned_new("gamma", 1, &C), *b = tu_owned_new("beta", 1, &C);
+    lt_tensor *fw = tu_owned_new("fc", 2, (int64_t[]){1, C}), *ones = tu_owned_new("ones", 2, (int64_t[]){1, N});
     float rm[16] = {0}, rv[16];
     REQUIRE(x && w && g && b && fw && ones);
     fill_normal(x, &r, 1, 0);
@@ -709,7 +690,7 @@ TEST(dense_step_allocates_nothing_after_warmup) {
     CHECK(made[0] > 0);          /* the counter works: the first step did allocate */
     CHECK_EQ_INT(made[2], 0);
     CHECK_EQ_INT(made[3], 0);
-    owned_free(x); owned_free(w); owned_free(g); owned_free(b); owned_free(fw); owned_free(ones);
+    tu_owned_free(x); tu_owned_free(w); tu_owned_free(g); tu_owned_free(b); tu_owned_free(fw); tu_owned_free(ones);
     lt_ctx_free(ctx);
 }
 

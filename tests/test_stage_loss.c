@@ -5,6 +5,7 @@
  * seeded epoch on generated data; a run with the stochastic softmax-EQL loss resumes to
  * the same bytes. */
 #include "test.h"
+#include "test_util.h"
 #include "longtail/train.h"
 #include "method/stage_loss.h"
 
@@ -284,58 +285,7 @@ TEST(stage_loss_recipe_errors) {
 
 /* ---------------------------------------------------------------- training */
 
-/* 8x8 gray images of 4 classes (class k lights up quadrant k). */
-static lt_status make_dataset(lt_dataset *ds, const int64_t *counts, uint64_t seed) {
-    memset(ds, 0, sizeof *ds);
-    int64_t n = 0;
-    for (int k = 0; k < 4; k++) n += counts[k];
-    ds->n = n;
-    ds->h = ds->w = 8;
-    ds->c = 1;
-    ds->n_classes = 4;
-    ds->images = lt_malloc((size_t)(n * 64));
-    ds->labels = lt_malloc((size_t)n * sizeof(int32_t));
-    ds->class_names = lt_calloc(4, sizeof(char *));
-    if (!ds->images || !ds->labels || !ds->class_names) { lt_dataset_free(ds); return LT_ERR_NOMEM; }
-    for (int k = 0; k < 4; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "q%d", k);
-        ds->class_names[k] = lt_strdup(nm);
-    }
-    lt_rng r;
-    lt_rng_init(&r, seed, LT_STREAM_TEST);
-    int64_t i = 0;
-    for (int k = 0; k < 4; k++)
-        for (int64_t j = 0; j < counts[k]; j++, i++) {
-            ds->labels[i] = k;
-            uint8_t *img = ds->images + i * 64;
-            for (int y = 0; y < 8; y++)
-                for (int x = 0; x < 8; x++) {
-                    int q = (y >= 4) * 2 + (x >= 4);
-                    int v = (int)(lt_rng_uniform(&r) * 90.0f) + (q == k ? 130 : 0);
-                    img[y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
-                }
-        }
-    return LT_OK;
-}
-
-typedef struct gen {
-    lt_dataset train, val, test;
-    lt_train_data td;
-} gen;
-
-static int gen_init(gen *g) {
-    static const int64_t tr[4] = {96, 48, 24, 12}, va[4] = {4, 4, 4, 4}, te[4] = {10, 10, 10, 10};
-    if (make_dataset(&g->train, tr, 1) || make_dataset(&g->val, va, 2) || make_dataset(&g->test, te, 3)) return 0;
-    g->td = (lt_train_data){&g->train, &g->val, &g->test};
-    return 1;
-}
-
-static void gen_free(gen *g) {
-    lt_dataset_free(&g->train);
-    lt_dataset_free(&g->val);
-    lt_dataset_free(&g->test);
-}
+/* Generated data: tu_gen (tests/test_util.c), 10 test images per class, classes "q0".."q3". */
 
 /* dir/name in this test's temporary directory (lt_test_tmpdir makes a new one per call). */
 static char sl_base[600];
@@ -367,7 +317,7 @@ static int log_losses(const char *dir, double *loss, int n) {
     return k;
 }
 
-static lt_status train_text(const char *text, const char *const *sets, int n_sets, gen *g, const char *dir, int resume,
+static lt_status train_text(const char *text, const char *const *sets, int n_sets, tu_gen *g, const char *dir, int resume,
                             int64_t stop) {
     lt_recipe r;
     lt_status s = lt_recipe_parse(&r, text, "t.ini", sets, n_sets);
@@ -394,8 +344,8 @@ static lt_status train_text(const char *text, const char *const *sets, int n_set
     "[eval]\ngroups = rank\n"
 
 TEST(stage_loss_drw_switches_at_epoch_in_training) {
-    gen g;
-    REQUIRE(gen_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 10, "q"));
     snprintf(sl_base, sizeof sl_base, "%s", lt_test_tmpdir());
     double none[4], drw[4], drw1[4];
     REQUIRE_OK(train_text(DRW_RECIPE, NULL, 0, &g, sub("drw_none"), 0, 0));
@@ -415,7 +365,7 @@ TEST(stage_loss_drw_switches_at_epoch_in_training) {
     }
     CHECK_NEAR(drw[3], drw[2], 1e-5);
     CHECK_NEAR(drw1[2], drw[2], 1e-5);
-    gen_free(&g);
+    tu_gen_free(&g);
 }
 
 static int same_bytes(const char *da, const char *db, const char *name) {
@@ -433,8 +383,8 @@ static int same_bytes(const char *da, const char *db, const char *name) {
     "[eval]\ngroups = rank\n"
 
 TEST(stage_loss_seql_resume_is_byte_identical) {
-    gen g;
-    REQUIRE(gen_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 10, "q"));
     snprintf(sl_base, sizeof sl_base, "%s", lt_test_tmpdir());
     const char *a = sub("seql_full"), *b = sub("seql_steps");
     REQUIRE_OK(train_text(SEQL_RECIPE, NULL, 0, &g, a, 0, 0));
@@ -450,7 +400,7 @@ TEST(stage_loss_seql_resume_is_byte_identical) {
     const char *g0[] = {"stage1.seql_gamma=0"};
     REQUIRE_OK(train_text(SEQL_RECIPE, g0, 1, &g, c, 0, 0));
     CHECK(!same_bytes(a, c, "stage1.safetensors"));
-    gen_free(&g);
+    tu_gen_free(&g);
 }
 
 /* ---------------------------------------------------------------- every recipe */
@@ -463,7 +413,7 @@ static const char *const recipes[] = {
 /* configs/<name>.<version>.ini with the data replaced by the generated set (8x8 gray: no
  * CIFAR normalization), a small net and batch, one epoch of the published schedule
  * (stop_after_epochs = 1, so milestones, warm-up and DRW epochs stay as published). */
-static void one_epoch(gen *g, const char *name, const char *version) {
+static void one_epoch(tu_gen *g, const char *name, const char *version) {
     const char *root = getenv("LT_TEST_ROOT");
     char path[700], dir[700];
     snprintf(path, sizeof path, "%s/configs/%s.%s.ini", root ? root : ".", name, version);
@@ -521,17 +471,17 @@ static void one_epoch(gen *g, const char *name, const char *version) {
 }
 
 TEST(stage_loss_every_recipe_one_epoch_fmnist) {
-    gen g;
-    REQUIRE(gen_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 10, "q"));
     for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) one_epoch(&g, recipes[i], "fmnist");
-    gen_free(&g);
+    tu_gen_free(&g);
 }
 
 TEST(stage_loss_every_recipe_one_epoch_cifar100) {
-    gen g;
-    REQUIRE(gen_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 10, "q"));
     for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) one_epoch(&g, recipes[i], "cifar100");
-    gen_free(&g);
+    tu_gen_free(&g);
 }
 
 /* The CIFAR-100-LT recipes carry the published LDAM-DRW schedule, and the sampling

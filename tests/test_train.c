@@ -4,6 +4,7 @@
  * without force; a classifier-only stage leaves the backbone untouched; several seeds
  * give summary.json. */
 #include "test.h"
+#include "test_util.h"
 #include "longtail/train.h"
 
 #include <stdio.h>
@@ -147,59 +148,8 @@ TEST(recipe_default_config_parses) {
 
 /* ---------------------------------------------------------------- generated data */
 
-/* 8x8 gray images of 4 classes: class k lights up quadrant k (plus noise), a pattern a
- * small CNN separates in a few epochs. counts[k] images of class k. */
-static lt_status make_dataset(lt_dataset *ds, const int64_t *counts, uint64_t seed) {
-    memset(ds, 0, sizeof *ds);
-    int64_t n = 0;
-    for (int k = 0; k < 4; k++) n += counts[k];
-    ds->n = n;
-    ds->h = ds->w = 8;
-    ds->c = 1;
-    ds->n_classes = 4;
-    ds->images = lt_malloc((size_t)(n * 64));
-    ds->labels = lt_malloc((size_t)n * sizeof(int32_t));
-    ds->class_names = lt_calloc(4, sizeof(char *));
-    if (!ds->images || !ds->labels || !ds->class_names) { lt_dataset_free(ds); return LT_ERR_NOMEM; }
-    for (int k = 0; k < 4; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "quadrant%d", k);
-        ds->class_names[k] = lt_strdup(nm);
-    }
-    lt_rng r;
-    lt_rng_init(&r, seed, LT_STREAM_TEST);
-    int64_t i = 0;
-    for (int k = 0; k < 4; k++)
-        for (int64_t j = 0; j < counts[k]; j++, i++) {
-            ds->labels[i] = k;
-            uint8_t *img = ds->images + i * 64;
-            for (int y = 0; y < 8; y++)
-                for (int x = 0; x < 8; x++) {
-                    int q = (y >= 4) * 2 + (x >= 4);
-                    int v = (int)(lt_rng_uniform(&r) * 90.0f) + (q == k ? 130 : 0);
-                    img[y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
-                }
-        }
-    return LT_OK;
-}
-
-typedef struct gen_data {
-    lt_dataset train, val, test;
-    lt_train_data td;
-} gen_data;
-
-static int gen_data_init(gen_data *g) {
-    static const int64_t tr[4] = {96, 48, 24, 12}, va[4] = {4, 4, 4, 4}, te[4] = {25, 25, 25, 25};
-    if (make_dataset(&g->train, tr, 1) || make_dataset(&g->val, va, 2) || make_dataset(&g->test, te, 3)) return 0;
-    g->td = (lt_train_data){&g->train, &g->val, &g->test};
-    return 1;
-}
-
-static void gen_data_free(gen_data *g) {
-    lt_dataset_free(&g->train);
-    lt_dataset_free(&g->val);
-    lt_dataset_free(&g->test);
-}
+/* tu_gen (tests/test_util.c): 8x8 gray images of 4 classes, class k lights up quadrant k;
+ * 25 test images per class, classes "quadrant0".."quadrant3". */
 
 #define TINY_RECIPE                                                                              \
     "[data]\nnormalize = dataset\n"                                                              \
@@ -256,7 +206,7 @@ static const char *subdir(const char *name) {
     return b;
 }
 
-static lt_status run(const char *recipe_text, const char *const *sets, int n_sets, gen_data *g, const char *dir,
+static lt_status run(const char *recipe_text, const char *const *sets, int n_sets, tu_gen *g, const char *dir,
                      int resume, int force, int64_t stop, lt_train_outcome *out) {
     lt_recipe r;
     lt_status s = lt_recipe_parse(&r, recipe_text, "tiny.ini", sets, n_sets);
@@ -273,8 +223,8 @@ static lt_status run(const char *recipe_text, const char *const *sets, int n_set
 }
 
 TEST(train_end_to_end_on_generated_data) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
     const char *dir = subdir("e2e");
     lt_train_outcome out;
     REQUIRE_OK(run(TINY_RECIPE, NULL, 0, &g, dir, 0, 0, 0, &out));
@@ -331,12 +281,12 @@ TEST(train_end_to_end_on_generated_data) {
     lt_ctx_free(ctx);
     lt_model_free(&m);
     lt_recipe_free(&r);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }
 
 TEST(train_resume_is_byte_identical) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
     const char *a = subdir("full"), *b = subdir("stopped");
     lt_train_outcome out;
     REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, a, 0, 0, 0, &out));
@@ -399,12 +349,12 @@ TEST(train_resume_is_byte_identical) {
     CHECK(run(TWO_STAGE_RECIPE, other, 1, &g, b, 1, 0, 0, &out) == LT_ERR_CONFIG);
     CHECK(strstr(lt_last_error(), "config.ini") != NULL);
     CHECK(strstr(lt_last_error(), "lr = 0.5") != NULL);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }
 
 TEST(train_classifier_stage_keeps_backbone) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
     const char *dir = subdir("two");
     lt_train_outcome out;
     REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, dir, 0, 0, 0, &out));
@@ -427,12 +377,12 @@ TEST(train_classifier_stage_keeps_backbone) {
     CHECK_EQ_INT(other_changed, 0);   /* weights, BN statistics and counters all unchanged */
     lt_safetensors_free(a);
     lt_safetensors_free(b);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }
 
 TEST(train_existing_run_dir_needs_force) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
     const char *dir = subdir("exists");
     const char *one[] = {"stage1.epochs=1"};
     lt_train_outcome out;
@@ -468,12 +418,12 @@ TEST(train_existing_run_dir_needs_force) {
     lt_free(before);
     /* resuming a directory that is not a run */
     CHECK(run(TINY_RECIPE, one, 1, &g, subdir("nothing"), 1, 0, 0, &out) == LT_ERR_ARG);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }
 
 TEST(train_seeds_write_summary) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
     const char *dir = subdir("seeds");
     const char *sets[] = {"stage1.epochs=1", "run.seeds=2", "run.seed=5"};
     lt_train_outcome out;
@@ -505,5 +455,5 @@ TEST(train_seeds_write_summary) {
     CHECK(pc && lt_json_get(pc, "mean") && lt_json_get(pc, "mean")->n == 4);
     lt_json_free(j);
     lt_train_outcome_free(&out);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }

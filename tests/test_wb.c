@@ -1,6 +1,7 @@
 /* Weight balancing machinery: classifier heads (cosine, ETF, LWS), MaxNorm, post-hoc
  * transforms through the stage-end path, stage-2 freezing, analysis fields, recipes. */
 #include "test.h"
+#include "test_util.h"
 
 #include "longtail/ops.h"
 
@@ -241,54 +242,7 @@ TEST(wb_posthoc_taunorm_and_logit_adjustment) {
 
 /* ---------------------------------------------------------------- two-stage runs */
 
-/* 8x8 gray images of 4 classes, class k lights up quadrant k (as test_train.c). */
-static lt_status make_dataset(lt_dataset *ds, const int64_t *counts, uint64_t seed) {
-    memset(ds, 0, sizeof *ds);
-    int64_t n = 0;
-    for (int k = 0; k < 4; k++) n += counts[k];
-    ds->n = n;
-    ds->h = ds->w = 8;
-    ds->c = 1;
-    ds->n_classes = 4;
-    ds->images = lt_malloc((size_t)(n * 64));
-    ds->labels = lt_malloc((size_t)n * sizeof(int32_t));
-    ds->class_names = lt_calloc(4, sizeof(char *));
-    if (!ds->images || !ds->labels || !ds->class_names) { lt_dataset_free(ds); return LT_ERR_NOMEM; }
-    for (int k = 0; k < 4; k++) ds->class_names[k] = lt_strdup(k == 0 ? "q0" : k == 1 ? "q1" : k == 2 ? "q2" : "q3");
-    lt_rng r;
-    lt_rng_init(&r, seed, LT_STREAM_TEST);
-    int64_t i = 0;
-    for (int k = 0; k < 4; k++)
-        for (int64_t j = 0; j < counts[k]; j++, i++) {
-            ds->labels[i] = k;
-            uint8_t *img = ds->images + i * 64;
-            for (int y = 0; y < 8; y++)
-                for (int x = 0; x < 8; x++) {
-                    int q = (y >= 4) * 2 + (x >= 4);
-                    int v = (int)(lt_rng_uniform(&r) * 90.0f) + (q == k ? 130 : 0);
-                    img[y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
-                }
-        }
-    return LT_OK;
-}
-
-typedef struct gen_data {
-    lt_dataset train, val, test;
-    lt_train_data td;
-} gen_data;
-
-static int gen_data_init(gen_data *g) {
-    static const int64_t tr[4] = {96, 48, 24, 12}, va[4] = {4, 4, 4, 4}, te[4] = {25, 25, 25, 25};
-    if (make_dataset(&g->train, tr, 1) || make_dataset(&g->val, va, 2) || make_dataset(&g->test, te, 3)) return 0;
-    g->td = (lt_train_data){&g->train, &g->val, &g->test};
-    return 1;
-}
-
-static void gen_data_free(gen_data *g) {
-    lt_dataset_free(&g->train);
-    lt_dataset_free(&g->val);
-    lt_dataset_free(&g->test);
-}
+/* Generated data: tu_gen (tests/test_util.c), 25 test images per class, classes "q0".."q3". */
 
 static const char *wb_dir(const char *name) {
     static char buf[8][700];
@@ -298,7 +252,7 @@ static const char *wb_dir(const char *name) {
     return b;
 }
 
-static lt_status wb_run(const char *text, const char *const *sets, int n_sets, gen_data *g, const char *dir, int resume,
+static lt_status wb_run(const char *text, const char *const *sets, int n_sets, tu_gen *g, const char *dir, int resume,
                         int64_t stop, int *finished) {
     lt_recipe r;
     lt_status s = lt_recipe_parse(&r, text, "wb.ini", sets, n_sets);
@@ -355,8 +309,8 @@ static const char *pathj(const char *dir, const char *name) {
 }
 
 TEST(wb_two_stage_maxnorm_posthoc_analysis) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "q"));
     const char *dir = wb_dir("wb");
     int fin = 0;
     REQUIRE_OK(wb_run(WB_RECIPE, NULL, 0, &g, dir, 0, 0, &fin));
@@ -448,12 +402,12 @@ TEST(wb_two_stage_maxnorm_posthoc_analysis) {
         lt_free(da);
         lt_free(db);
     }
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }
 
 TEST(wb_bn_stats_only_updates_statistics_only) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "q"));
     const char *dir = wb_dir("stats_only");
     const char *sets[] = {"stage2.bn=stats_only", "stage2.train=all", "stage2.maxnorm=false",
                           "stage2.posthoc=none", "stage2.maxnorm_t=0.1"};
@@ -483,12 +437,12 @@ TEST(wb_bn_stats_only_updates_statistics_only) {
     CHECK_EQ_INT(conv_changed, 0);
     lt_safetensors_free(a);
     lt_safetensors_free(b);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }
 
 TEST(wb_etf_and_lws_stage2) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "q"));
     /* ETF: W fixed through both stages, only the bias trains in stage 2 */
     const char *etf = "[data]\nnormalize = dataset\n[model]\narch = resnet8\nwidth = 0.5\nhead = etf\n"
                       "[stage1]\nepochs = 1\nbatch_size = 16\nlr = 0.05\n"
@@ -528,7 +482,7 @@ TEST(wb_etf_and_lws_stage2) {
     CHECK(ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.scales", &in, &out));
     CHECK_EQ_INT(in, 1);
     CHECK_EQ_INT(out, 0);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }
 
 /* ---------------------------------------------------------------- recipes */
@@ -584,8 +538,8 @@ TEST(wb_recipes_parse) {
 }
 
 TEST(wb_maxnorm_every_epoch_and_sweep_needs_validation) {
-    gen_data g;
-    REQUIRE(gen_data_init(&g));
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "q"));
     const char *dir = wb_dir("per_epoch");
     const char *sets[] = {"stage2.maxnorm_every=epoch", "stage2.maxnorm_t=0", "stage2.posthoc=la_add",
                           "stage1.epochs=1", "stage2.epochs=1"};
@@ -622,5 +576,5 @@ TEST(wb_maxnorm_every_epoch_and_sweep_needs_validation) {
     const char *bad2[] = {"stage2.maxnorm_radius=2"};
     CHECK(wb_run(WB_RECIPE, bad2, 1, &g, wb_dir("bad2"), 0, 0, NULL) == LT_ERR_CONFIG);
     CHECK(strstr(lt_last_error(), "not both") != NULL);
-    gen_data_free(&g);
+    tu_gen_free(&g);
 }

@@ -1,0 +1,77 @@
+/* Shared test helpers; see test_util.h. */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+lt_tensor *tu_owned_new(const char *name, int ndim, const int64_t *shape) {
+    lt_tensor tmp = {0};
+    if (lt_tensor_set_shape(&tmp, ndim, shape) != LT_OK) return NULL;
+    lt_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    *t = tmp;
+    t->data = calloc((size_t)tmp.numel, sizeof(float));
+    t->grad = calloc((size_t)tmp.numel, sizeof(float));
+    t->requires_grad = 1;
+    t->name = name;
+    if (!t->data || !t->grad) { free(t->data); free(t->grad); free(t); return NULL; }
+    return t;
+}
+
+void tu_owned_free(lt_tensor *t) {
+    if (!t) return;
+    free(t->data);
+    free(t->grad);
+    free(t);
+}
+
+lt_status tu_make_quadrants(lt_dataset *ds, const int64_t *counts, uint64_t seed, const char *name_prefix) {
+    memset(ds, 0, sizeof *ds);
+    int64_t n = 0;
+    for (int k = 0; k < 4; k++) n += counts[k];
+    ds->n = n;
+    ds->h = ds->w = 8;
+    ds->c = 1;
+    ds->n_classes = 4;
+    ds->images = lt_malloc((size_t)(n * 64));
+    ds->labels = lt_malloc((size_t)n * sizeof(int32_t));
+    ds->class_names = lt_calloc(4, sizeof(char *));
+    if (!ds->images || !ds->labels || !ds->class_names) { lt_dataset_free(ds); return LT_ERR_NOMEM; }
+    for (int k = 0; k < 4; k++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s%d", name_prefix, k);
+        ds->class_names[k] = lt_strdup(nm);
+    }
+    lt_rng r;
+    lt_rng_init(&r, seed, LT_STREAM_TEST);
+    int64_t i = 0;
+    for (int k = 0; k < 4; k++)
+        for (int64_t j = 0; j < counts[k]; j++, i++) {
+            ds->labels[i] = k;
+            uint8_t *img = ds->images + i * 64;
+            for (int y = 0; y < 8; y++)
+                for (int x = 0; x < 8; x++) {
+                    int q = (y >= 4) * 2 + (x >= 4);
+                    int v = (int)(lt_rng_uniform(&r) * 90.0f) + (q == k ? 130 : 0);
+                    img[y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
+                }
+        }
+    return LT_OK;
+}
+
+int tu_gen_init(tu_gen *g, int64_t n_test_per_class, const char *name_prefix) {
+    static const int64_t tr[4] = {96, 48, 24, 12}, va[4] = {4, 4, 4, 4};
+    const int64_t te[4] = {n_test_per_class, n_test_per_class, n_test_per_class, n_test_per_class};
+    if (tu_make_quadrants(&g->train, tr, 1, name_prefix) || tu_make_quadrants(&g->val, va, 2, name_prefix) ||
+        tu_make_quadrants(&g->test, te, 3, name_prefix))
+        return 0;
+    g->td = (lt_train_data){&g->train, &g->val, &g->test};
+    return 1;
+}
+
+void tu_gen_free(tu_gen *g) {
+    lt_dataset_free(&g->train);
+    lt_dataset_free(&g->val);
+    lt_dataset_free(&g->test);
+}
