@@ -12,6 +12,7 @@
  * unit rows, so τ-norm is the identity there.) The weights themselves stay untouched: the
  * stage checkpoint is the trained model, the transform and τ go in its metadata and in
  * metrics.json, and the next stage starts from the untransformed model. */
+#include "method_internal.h"
 #include "wb_stage.h"
 
 #include <math.h>
@@ -115,18 +116,11 @@ lt_status lt_mt_collect_features(lt_ctx *ctx, lt_model *m, const lt_dataset *ds,
     int64_t D = m->feature_dim, N = ds->n;
     float *f = lt_malloc((size_t)(N * D) * sizeof(float));
     int32_t *y = lt_malloc((size_t)N * sizeof(int32_t));
-    lt_loader_config lc;
-    memset(&lc, 0, sizeof lc);
-    lc.batch_size = batch_size;
-    lc.augment = *norm;
-    lc.augment.pad = 0;
-    lc.augment.hflip = 0;
     lt_loader *ld = NULL;
     lt_status s = (!f || !y) ? lt_error(LT_ERR_NOMEM, "analysis: out of memory for %lld x %lld features",
                                         (long long)N, (long long)D)
                              : LT_OK;
-    if (!s) s = lt_loader_init(&ld, ds, NULL, &lc);
-    if (!s) s = lt_loader_start(ld, 0, 0);
+    if (!s) s = lt_mt_eval_loader(ds, norm, batch_size, &ld);
     int was_training = lt_ctx_training(ctx), had_grad = lt_ctx_grad_enabled(ctx);
     lt_ctx_set_training(ctx, 0);
     lt_ctx_set_grad(ctx, 0);

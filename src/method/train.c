@@ -42,6 +42,20 @@ int64_t lt_mt_stage_batches(const lt_stage_config *sc, int64_t n) {
 
 /* ====================================================================== evaluation */
 
+lt_status lt_mt_eval_loader(const lt_dataset *ds, const lt_augment_config *norm, int64_t batch_size,
+                            lt_loader **out) {
+    lt_loader_config lc;
+    memset(&lc, 0, sizeof lc);
+    lc.batch_size = batch_size;
+    lc.augment = *norm;
+    lc.augment.pad = 0;
+    lc.augment.hflip = 0;
+    *out = NULL;
+    lt_status s = lt_loader_init(out, ds, NULL, &lc);
+    if (!s) s = lt_loader_start(*out, 0, 0);
+    return s;
+}
+
 lt_status lt_evaluate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, const lt_augment_config *norm,
                       int64_t batch_size, int topk, const int64_t *train_counts, const lt_group_spec *groups,
                       lt_eval_result *res) {
@@ -49,16 +63,9 @@ lt_status lt_evaluate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, const lt_a
     if (ds->n_classes != m->cfg.num_classes)
         return lt_error(LT_ERR_ARG, "evaluate: the dataset has %d classes, the model %d", ds->n_classes,
                         m->cfg.num_classes);
-    lt_loader_config lc;
-    memset(&lc, 0, sizeof lc);
-    lc.batch_size = batch_size;
-    lc.augment = *norm;
-    lc.augment.pad = 0;
-    lc.augment.hflip = 0;
     lt_loader *ld = NULL;
     lt_metrics *mt = NULL;
-    lt_status s = lt_loader_init(&ld, ds, NULL, &lc);
-    if (!s) s = lt_loader_start(ld, 0, 0);
+    lt_status s = lt_mt_eval_loader(ds, norm, batch_size, &ld);
     if (!s) s = lt_metrics_new(m->cfg.num_classes, topk, &mt);
     int was_training = lt_ctx_training(ctx), had_grad = lt_ctx_grad_enabled(ctx);
     lt_ctx_set_training(ctx, 0);
