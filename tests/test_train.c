@@ -380,6 +380,50 @@ TEST(train_classifier_stage_keeps_backbone) {
     tu_gen_free(&g);
 }
 
+/* A stage 1 trained once and shared: [model] init + stage1.epochs = 0 reaches the same
+ * stage-2 weights as the whole recipe run straight through. */
+TEST(train_init_and_zero_epoch_stage_share_stage1) {
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
+    const char *a = subdir("share_full"), *b = subdir("share_init");
+    lt_train_outcome out;
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, a, 0, 0, 0, &out));
+    double stage1_top1 = out.results[0].top1;
+    lt_train_outcome_free(&out);
+    char init[900], p1[800], p2[800];
+    snprintf(init, sizeof init, "model.init=%s/stage1.safetensors", a);
+    const char *sets[] = {init, "stage1.epochs=0"};
+    REQUIRE_OK(run(TWO_STAGE_RECIPE, sets, 2, &g, b, 0, 0, 0, &out));
+    CHECK(out.finished);
+    CHECK_NEAR(out.results[0].top1, stage1_top1, 0);   /* stage 1 only scored the loaded model */
+    lt_train_outcome_free(&out);
+    CHECK_EQ_INT(count_lines(b, "log.jsonl"), 2);      /* stage 2's epochs alone */
+    snprintf(p1, sizeof p1, "%s/stage2.safetensors", a);
+    snprintf(p2, sizeof p2, "%s/stage2.safetensors", b);
+    lt_safetensors *x, *y;
+    REQUIRE_OK(lt_safetensors_load(p1, &x));
+    REQUIRE_OK(lt_safetensors_load(p2, &y));
+    int differ = 0;
+    for (int64_t i = 0; i < lt_safetensors_count(x); i++) {
+        const lt_st_entry *ex = lt_safetensors_entry(x, i), *ey = lt_safetensors_find(y, ex->name);
+        REQUIRE(ey != NULL && ey->nbytes == ex->nbytes);
+        differ += memcmp(lt_safetensors_data(x, ex), lt_safetensors_data(y, ey), (size_t)ex->nbytes) != 0;
+    }
+    CHECK_EQ_INT(lt_safetensors_count(x), lt_safetensors_count(y));
+    CHECK_EQ_INT(differ, 0);
+    lt_safetensors_free(x);
+    lt_safetensors_free(y);
+
+    /* a missing file and a checkpoint of another shape: errors naming model.init */
+    const char *missing[] = {"model.init=/nonexistent/stage1.safetensors"};
+    CHECK(run(TWO_STAGE_RECIPE, missing, 1, &g, subdir("share_missing"), 0, 0, 0, &out) != LT_OK);
+    CHECK(strstr(lt_last_error(), "model.init") && strstr(lt_last_error(), "/nonexistent/stage1.safetensors"));
+    const char *wider[] = {init, "model.width=1"};
+    CHECK(run(TWO_STAGE_RECIPE, wider, 2, &g, subdir("share_wider"), 0, 0, 0, &out) != LT_OK);
+    CHECK(strstr(lt_last_error(), "model.init") && strstr(lt_last_error(), "conv1.weight"));
+    tu_gen_free(&g);
+}
+
 TEST(train_existing_run_dir_needs_force) {
     tu_gen g;
     REQUIRE(tu_gen_init(&g, 25, "quadrant"));

@@ -158,6 +158,7 @@ typedef struct lt_recipe {
     float width;
     lt_bias_init bias_init;
     lt_head_kind head;                   /* [model] head: linear, cosine, etf, lws */
+    const char *init;                    /* [model] init: a checkpoint to start from, or NULL */
     int n_stages;
     lt_stage_config stages[LT_MAX_STAGES];
     lt_group_spec groups;                /* Many / Medium / Few */

@@ -230,6 +230,8 @@ static void read_model(reader *rd) {
     static const char *const heads[] = {"linear", "cosine", "etf", "lws"};
     static const int head_v[] = {LT_HEAD_LINEAR, LT_HEAD_COSINE, LT_HEAD_ETF, LT_HEAD_LWS};
     r->head = (lt_head_kind)get_enum(rd, S, "head", "linear", heads, head_v, 4);
+    r->init = get_str(rd, S, "init", NULL);
+    if (!rd->st && r->init && !r->init[0]) rd->st = bad(r, S, "init", "expected a checkpoint path, got an empty value");
 }
 
 /* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
@@ -346,7 +348,9 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
         rd->st = lt_error(LT_ERR_CONFIG, "%s: [%s] needs an epochs = N key", lt_recipe_where(r, S, NULL, w, sizeof w), S);
         return;
     }
-    st->epochs = get_int(rd, S, "epochs", 1, 1, 1000000);
+    /* 0 epochs: the stage trains nothing; it evaluates (and post-hoc transforms) the
+     * model it starts from, e.g. one loaded with [model] init. */
+    st->epochs = get_int(rd, S, "epochs", 1, 0, 1000000);
     st->batch_size = get_int(rd, S, "batch_size", 128, 1, 1 << 20);
     st->drop_last = get_bool(rd, S, "drop_last", 0);
 
@@ -373,7 +377,7 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
     sc->kind = (lt_sched_kind)get_enum(rd, S, "schedule", "cosine", scheds, sched_v, 3);
     sc->base_lr = (float)lr;
     sc->total_epochs = (int)st->epochs;
-    sc->warmup_epochs = (int)get_int(rd, S, "warmup_epochs", 0, 0, st->epochs);
+    sc->warmup_epochs = (int)get_int(rd, S, "warmup_epochs", 0, 0, st->epochs ? st->epochs : 1000000);
     static const char *const anneal[] = {"epoch", "iter"};
     static const int anneal_v[] = {0, 1};
     sc->per_iter = get_enum(rd, S, "anneal", "epoch", anneal, anneal_v, 2);
@@ -391,7 +395,7 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
             return;
         }
         for (int64_t j = 0; j < nms; j++) {
-            if (ms[j] < 1 || ms[j] >= st->epochs || (j && ms[j] <= ms[j - 1])) {
+            if (ms[j] < 1 || (st->epochs && ms[j] >= st->epochs) || (j && ms[j] <= ms[j - 1])) {
                 rd->st = bad(r, S, "milestones", "expected strictly increasing epochs in [1, %lld), got item %lld = %lld",
                              (long long)st->epochs, (long long)j + 1, (long long)ms[j]);
                 return;
@@ -409,7 +413,7 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
                      scheds[sc->kind == LT_SCHED_COSINE ? 0 : 2]);
         return;
     }
-    if (lt_schedule_check(sc) != LT_OK) {
+    if (st->epochs > 0 && lt_schedule_check(sc) != LT_OK) {
         char msg[300];
         snprintf(msg, sizeof msg, "%s", lt_last_error());
         rd->st = bad(r, S, "schedule", "%s", msg);

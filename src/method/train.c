@@ -526,7 +526,10 @@ static lt_status finish_stage(trainer *t, int k) {
         lt_jw_key(&w, "name"); lt_jw_string(&w, sc->name);
         lt_jw_key(&w, "epochs"); lt_jw_int(&w, sc->epochs);
         lt_jw_key(&w, "select");
-        lt_jw_string(&w, sc->select == LT_EPOCH_LAST ? "last" : (use_best ? "best_val" : "last (no validation set)"));
+        lt_jw_string(&w, sc->epochs == 0                  ? "none (0 epochs: the starting model)"
+                         : sc->select == LT_EPOCH_LAST ? "last"
+                         : use_best                    ? "best_val"
+                                                       : "last (no validation set)");
         lt_jw_key(&w, "selected_epoch"); lt_jw_int(&w, selected + 1);
         lt_jw_key(&w, "best_val_top1"); lt_jw_double(&w, t->ps.best_epoch >= 0 ? t->ps.best_val : NAN);
         lt_jw_key(&w, "trainable_params"); lt_jw_int(&w, lt_params_numel_trainable(&t->model.params));
@@ -646,9 +649,10 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     memset(&sampler, 0, sizeof sampler);
     lt_loader *ld = NULL;
     const lt_dataset *tr = t->data->train;
-    s = lt_sampler_init(&sampler, &sc->sampler, tr->labels, tr->n, tr->n_classes,
-                        lt_data_derive_seed(t->seed, LT_STREAM_SAMPLER, (uint64_t)k));
-    if (!s) {
+    if (sc->epochs > 0)   /* a 0-epoch stage only evaluates: no data order to draw */
+        s = lt_sampler_init(&sampler, &sc->sampler, tr->labels, tr->n, tr->n_classes,
+                            lt_data_derive_seed(t->seed, LT_STREAM_SAMPLER, (uint64_t)k));
+    if (!s && sc->epochs > 0) {
         lt_loader_config lc;
         memset(&lc, 0, sizeof lc);
         lc.batch_size = sc->batch_size;
@@ -658,7 +662,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
         s = lt_loader_init(&ld, tr, &sampler, &lc);
     }
     int64_t batches = ld ? lt_loader_num_batches(ld) : 0;
-    if (!s && batches < 1)
+    if (!s && sc->epochs > 0 && batches < 1)
         s = lt_error(LT_ERR_CONFIG, "%s: %s.batch_size: %lld with drop_last leaves no batch of %lld training images",
                      lt_recipe_where(r, sc->name, "batch_size", w, sizeof w), sc->name, (long long)sc->batch_size,
                      (long long)tr->n);
@@ -798,12 +802,28 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
         lt_eval_result_free(&val);
     }
     lt_loader_free(ld);
-    lt_sampler_free(&sampler);
+    if (sc->epochs > 0) lt_sampler_free(&sampler);
     if (!s && !t->call->stopped && t->ps.epochs_done == sc->epochs) s = finish_stage(t, k);
     return s;
 }
 
 /* ---------------------------------------------------------------- one seed */
+
+/* [model] init: every parameter, buffer and counter of the model from a checkpoint
+ * (a stageK.safetensors, a resume file, a PyTorch state_dict), shapes checked; a tensor
+ * the model lacks is an error, as PyTorch's strict load_state_dict. */
+static lt_status load_init(trainer *t) {
+    lt_safetensors *st = NULL;
+    lt_status s = lt_safetensors_load(t->r->init, &st);
+    if (!s) s = lt_ckpt_read_params(st, &t->model.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
+    lt_safetensors_free(st);
+    if (s) {
+        char msg[512], w[300];
+        snprintf(msg, sizeof msg, "%s", lt_last_error());
+        return lt_error(s, "%s: model.init: %s", lt_recipe_where(t->r, "model", "init", w, sizeof w), msg);
+    }
+    return LT_OK;
+}
 
 static void trainer_free(trainer *t) {
     if (t->have_optim) lt_optim_free(&t->optim);
@@ -870,8 +890,9 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
     t->ps.best_val = NAN;
     if (!s && call->opt->resume && lt_path_exists(path_in(t, "last.safetensors"))) s = read_resume(t, &resume_st);
     else if (!s) {
-        /* A fresh run: an empty log. */
-        s = lt_file_write_atomic(path_in(t, "log.jsonl"), "", 0);
+        /* A fresh run: the starting weights, an empty log. */
+        if (r->init) s = load_init(t);
+        if (!s) s = lt_file_write_atomic(path_in(t, "log.jsonl"), "", 0);
     }
 
     int first = 0, mid = 0;
