@@ -15,7 +15,8 @@
 #   default  n_max 5980, the recipes' own schedule (stage 1: 40 epochs)
 #   lt500    n_max 500 (500, 299, ..., 5 images per class), the published schedule:
 #            stage 1 runs 200 epochs; step schedules warm up 5 epochs and decay at 160 and
-#            180, DRW switches on at 160 (as the CIFAR recipes).
+#            180, DRW switches on at 160 (as the CIFAR recipes). Many / Medium / Few by
+#            the standard thresholds (> 100, 20 ... 100, < 20 images): 4 / 3 / 3 classes.
 # Recipes whose stage 1 is the same training run (same keys, same seed) share it: wb/wd's
 # stage 1 is trained once per seed and the others start from its checkpoint with
 # model.init and stage1.epochs = 0 (the same weights a full run would reach: training is
@@ -69,7 +70,7 @@ is_shared() {
 overrides() {  # --set arguments for recipe $1 on $data
   local f="$root/configs/$1.fmnist.ini"
   if [ "$data" = lt500 ]; then
-    echo "--set data.n_max=500 --set stage1.epochs=200"
+    echo "--set data.n_max=500 --set stage1.epochs=200 --set eval.groups=count"
     if awk '/^\[/{s=$1} s=="[stage1]" && /^schedule *= *step/{f=1} END{exit !f}' "$f"; then
       echo "--set stage1.warmup_epochs=5 --set stage1.milestones=160,180"
     fi

@@ -35,7 +35,9 @@ static void data_usage(FILE *f) {
             "  --groups G            auto (default), count (the thresholds below; also 'threshold') or rank\n"
             "  --many-above N        many: more than N training images (default 100)\n"
             "  --few-below N         few: fewer than N training images (default 20)\n"
-            "  --json                print one JSON object instead of a table\n",
+            "  --json                print one JSON object instead of a table\n"
+            "  --indices             with --json: also train_index and val_index, the images' positions\n"
+            "                        in the source training set (file order), in the split's order\n",
             LT_FMNIST_DEFAULT_ROOT);
 }
 
@@ -78,7 +80,7 @@ int lt_cmd_data(int argc, char **argv) {
      * datasets (Fashion-MNIST-LT) still show three non-empty groups. */
     lt_group_spec gspec = lt_group_spec_default();
     gspec.mode = LT_GROUP_BY_AUTO;
-    int json = 0, profile_set = 0;
+    int json = 0, indices = 0, profile_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -87,6 +89,10 @@ int lt_cmd_data(int argc, char **argv) {
         }
         if (!strcmp(a, "--json")) {
             json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--indices")) {
+            indices = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -174,6 +180,10 @@ int lt_cmd_data(int argc, char **argv) {
             return LT_EXIT_USAGE;
         }
     }
+    if (indices && !json) {
+        lt_cli_error("data: --indices needs --json");
+        return LT_EXIT_USAGE;
+    }
     /* Folders and lists usually are long-tailed already: keep their counts by default. */
     if (!profile_set && (spec.kind == LT_DATASET_FOLDER || spec.kind == LT_DATASET_LIST))
         spec.longtail.profile = LT_PROFILE_NONE;
@@ -249,6 +259,10 @@ int lt_cmd_data(int argc, char **argv) {
         json_counts("train_counts", d.split.train_counts, C);
         json_counts("val_counts", d.split.val_counts, C);
         json_counts("test_counts", test_counts, C);
+        if (indices) {
+            json_counts("train_index", d.split.train_idx, (int32_t)d.split.n_train);
+            json_counts("val_index", d.split.val_idx, (int32_t)d.split.n_val);
+        }
         printf("  \"totals\": {\"source\": %lld, \"train\": %lld, \"val\": %lld, \"test\": %lld},\n",
                (long long)tot_src, (long long)tot_tr, (long long)tot_va, (long long)tot_te);
         if (isfinite(realized)) printf("  \"imbalance_factor\": %.17g,\n", realized);
