@@ -7,6 +7,7 @@
 #include "test_util.h"
 #include "longtail/train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,72 @@ TEST(train_init_and_zero_epoch_stage_share_stage1) {
     const char *wider[] = {init, "model.width=1"};
     CHECK(run(TWO_STAGE_RECIPE, wider, 2, &g, subdir("share_wider"), 0, 0, 0, &out) != LT_OK);
     CHECK(strstr(lt_last_error(), "model.init") && strstr(lt_last_error(), "conv1.weight"));
+    tu_gen_free(&g);
+}
+
+/* longtail eval's path re-applies the post-hoc transform a stage checkpoint records:
+ * the same test top-1 as the stage's final evaluation in training. */
+TEST(train_checkpoint_posthoc_reapplied) {
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
+    const char *dir = subdir("posthoc_eval");
+    const char *sets[] = {"stage1.posthoc=la_add", "stage1.posthoc_tau=2"};
+    lt_train_outcome out;
+    REQUIRE_OK(run(TINY_RECIPE, sets, 2, &g, dir, 0, 0, 0, &out));
+    double top1 = out.results[0].top1;
+    lt_train_outcome_free(&out);
+
+    lt_recipe r;
+    REQUIRE_OK(lt_recipe_parse(&r, TINY_RECIPE, "tiny.ini", sets, 2));
+    lt_model m;
+    lt_model_config mc = lt_recipe_model_config(&r, 8, 8, 1, 4);
+    REQUIRE_OK(lt_model_init(&m, &mc, 7));
+    char path[800], bad[800];
+    snprintf(path, sizeof path, "%s/stage1.safetensors", dir);
+    lt_safetensors *st;
+    REQUIRE_OK(lt_safetensors_load(path, &st));
+    REQUIRE_OK(lt_ckpt_read_params(st, &m.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL));
+    int64_t counts[4];
+    lt_dataset_class_counts(&g.train, counts);
+    lt_posthoc kind;
+    double tau;
+    REQUIRE_OK(lt_checkpoint_posthoc_apply(&m, st, path, counts, &kind, &tau));
+    CHECK(kind == LT_POSTHOC_LA_ADD);
+    CHECK_NEAR(tau, 2.0, 0);
+    CHECK(m.head.post_shift != NULL);
+    lt_augment_config norm;
+    REQUIRE_OK(lt_recipe_augment(&r, &g.train, &norm));
+    lt_ctx *ctx = lt_ctx_new();
+    REQUIRE(ctx != NULL);
+    lt_eval_result res;
+    lt_eval_result_init(&res);
+    REQUIRE_OK(lt_evaluate(ctx, &m, &g.test, &norm, 32, 5, counts, &r.groups, &res));
+    CHECK_NEAR(res.top1, top1, 0);
+    double with = res.nll;
+    lt_eval_result_free(&res);
+    lt_eval_result_init(&res);
+    REQUIRE_OK(lt_model_set_posthoc(&m, NULL, NULL));   /* the raw weights score differently */
+    REQUIRE_OK(lt_evaluate(ctx, &m, &g.test, &norm, 32, 5, counts, &r.groups, &res));
+    CHECK(fabs(res.nll - with) > 1e-3);
+    lt_eval_result_free(&res);
+    lt_safetensors_free(st);
+
+    /* a checkpoint without the keys clears the transform; a bad tau is an error naming it */
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    const char *meta_bad[] = {"posthoc", "la_additive", "posthoc_tau", "abc"};
+    REQUIRE_OK(lt_checkpoint_save(bad, &m.params, meta_bad, 2));
+    REQUIRE_OK(lt_safetensors_load(bad, &st));
+    CHECK(lt_checkpoint_posthoc_apply(&m, st, bad, counts, &kind, &tau) == LT_ERR_FORMAT);
+    CHECK(strstr(lt_last_error(), "posthoc_tau") && strstr(lt_last_error(), "abc") && strstr(lt_last_error(), "bad.safetensors"));
+    lt_safetensors_free(st);
+    REQUIRE_OK(lt_checkpoint_save(bad, &m.params, NULL, 0));
+    REQUIRE_OK(lt_safetensors_load(bad, &st));
+    REQUIRE_OK(lt_checkpoint_posthoc_apply(&m, st, bad, counts, &kind, &tau));
+    CHECK(kind == LT_POSTHOC_NONE && isnan(tau) && m.head.post_shift == NULL && m.head.post_scale == NULL);
+    lt_safetensors_free(st);
+    lt_ctx_free(ctx);
+    lt_model_free(&m);
+    lt_recipe_free(&r);
     tu_gen_free(&g);
 }
 

@@ -213,6 +213,16 @@ lt_status lt_evaluate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, const lt_a
                       int64_t batch_size, int topk, const int64_t *train_counts,
                       const lt_group_spec *groups, lt_eval_result *res);
 
+/* Applies the post-hoc transform a stage checkpoint records in its metadata (`posthoc`,
+ * `posthoc_tau`, `posthoc_bias`, written when the stage's final evaluation used one) to
+ * the evaluation of m, whose weights were read from that checkpoint; without the keys the
+ * transform is cleared. train_counts[C]: the recipe's training counts (logit adjustment).
+ * *kind / *tau (either may be NULL) get what was applied (NONE / NaN if nothing). `path`
+ * names the file in errors. */
+struct lt_safetensors;
+lt_status lt_checkpoint_posthoc_apply(lt_model *m, const struct lt_safetensors *st, const char *path,
+                                      const int64_t *train_counts, lt_posthoc *kind, double *tau);
+
 /* ---------------------------------------------------------------- training */
 
 typedef enum lt_train_event_kind {

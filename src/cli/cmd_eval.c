@@ -23,6 +23,8 @@ static void eval_usage(FILE *f) {
             "  --recipe R      recipe file\n"
             "  --set K=V       override a recipe key (repeatable), e.g. --set eval.groups=count\n"
             "  --split S       test (default), val or both\n"
+            "  --no-posthoc    score the raw weights, without the post-hoc transform (tau-norm, logit\n"
+            "                  adjustment) the checkpoint's stage chose; by default it is applied again\n"
             "  --json          print one JSON object (the metrics.json fields) instead of tables\n");
 }
 
@@ -75,7 +77,7 @@ static void print_result(const char *split, const lt_eval_result *r, const lt_da
 
 int lt_cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *recipe_path = NULL, *split = "test";
-    int json = 0, rc = 0;
+    int json = 0, posthoc = 1, rc = 0;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int n_sets = 0;
     if (!sets) { lt_cli_error("eval: out of memory"); return LT_EXIT_RUNTIME; }
@@ -83,6 +85,7 @@ int lt_cmd_eval(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { eval_usage(stdout); free(sets); return 0; }
         if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--no-posthoc")) { posthoc = 0; continue; }
         if (a[0] != '-') {
             if (ckpt) {
                 lt_cli_error("eval: more than one checkpoint ('%s' and '%s')", ckpt, a);
@@ -173,9 +176,17 @@ int lt_cmd_eval(int argc, char **argv) {
     }
     if (!s && do_test && d.test.n == 0) s = lt_error(LT_ERR_ARG, "eval: the recipe's dataset has no test set (try --split val)");
     if (!s && do_val && d.val.n == 0) s = lt_error(LT_ERR_ARG, "eval: the recipe has no validation set (data.val_per_class = 0)");
+    /* the stage's post-hoc transform, as its final evaluation in `longtail train` used it */
+    lt_posthoc ph = LT_POSTHOC_NONE;
+    double ph_tau = NAN;
+    if (!s && posthoc) s = lt_checkpoint_posthoc_apply(&m, st, ckpt, counts, &ph, &ph_tau);
     if (!s && do_test)
         s = lt_evaluate(ctx, &m, &d.test, &norm, r.eval_batch_size, r.topk, counts, &r.groups, &res[0]);
     if (!s && do_val) s = lt_evaluate(ctx, &m, &d.val, &norm, r.eval_batch_size, r.topk, counts, &r.groups, &res[1]);
+    for (int k = 0; k < 2; k++) {
+        res[k].posthoc = ph;
+        res[k].posthoc_tau = ph_tau;
+    }
     if (s) {
         lt_cli_error("%s", lt_last_error());
         rc = s == LT_ERR_CONFIG ? LT_EXIT_USAGE : LT_EXIT_RUNTIME;
@@ -201,6 +212,8 @@ int lt_cmd_eval(int argc, char **argv) {
         printf("checkpoint  %s (resnet%d, width %g, %d classes, %lld parameters)\n", ckpt, m.cfg.depth, (double)m.cfg.width,
                m.cfg.num_classes, (long long)lt_model_num_params(&m));
         printf("recipe      %s\n", from);
+        if (ph != LT_POSTHOC_NONE) printf("post-hoc    %s, tau %g (from the checkpoint; --no-posthoc for the raw weights)\n",
+                                          lt_posthoc_name(ph), ph_tau);
         if (do_test) print_result("test", &res[0], &d.train);
         if (do_val) print_result("validation", &res[1], &d.train);
     }

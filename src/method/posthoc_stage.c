@@ -16,6 +16,7 @@
 #include "wb_stage.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 lt_status lt_mt_posthoc_apply(lt_model *m, const lt_stage_config *sc, double tau, const int64_t *train_counts) {
@@ -49,6 +50,39 @@ lt_status lt_mt_posthoc_apply(lt_model *m, const lt_stage_config *sc, double tau
     lt_free(scale);
     lt_free(shift);
     lt_free(norms);
+    return s;
+}
+
+lt_status lt_checkpoint_posthoc_apply(lt_model *m, const lt_safetensors *st, const char *path,
+                                      const int64_t *train_counts, lt_posthoc *kind, double *tau) {
+    if (kind) *kind = LT_POSTHOC_NONE;
+    if (tau) *tau = NAN;
+    const char *name = lt_safetensors_metadata(st, "posthoc");
+    if (!name || !strcmp(name, "none")) return lt_model_set_posthoc(m, NULL, NULL);
+    lt_stage_config sc;
+    memset(&sc, 0, sizeof sc);
+    lt_posthoc k = LT_POSTHOC_NONE;
+    for (int i = 1; i < LT_POSTHOC_COUNT; i++)
+        if (!strcmp(name, lt_posthoc_name((lt_posthoc)i))) k = (lt_posthoc)i;
+    sc.posthoc = k == LT_POSTHOC_TAU_NORM ? LT_STAGE_POSTHOC_TAUNORM
+                 : k == LT_POSTHOC_LA_ADD ? LT_STAGE_POSTHOC_LA_ADD
+                 : k == LT_POSTHOC_LA_MUL ? LT_STAGE_POSTHOC_LA_MUL
+                                          : LT_STAGE_POSTHOC_NONE;
+    if (sc.posthoc == LT_STAGE_POSTHOC_NONE)
+        return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc: expected none, tau_norm, la_additive or la_multiplicative, got '%s'",
+                        path, name);
+    const char *t = lt_safetensors_metadata(st, "posthoc_tau"), *bias = lt_safetensors_metadata(st, "posthoc_bias");
+    char *end = NULL;
+    double v = t ? strtod(t, &end) : NAN;
+    if (!t || end == t || *end || !isfinite(v) || v < 0)
+        return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_tau: expected a number >= 0 for posthoc = %s, got '%s'", path,
+                        name, t ? t : "(missing)");
+    if (bias && strcmp(bias, "keep") && strcmp(bias, "drop"))
+        return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_bias: expected keep or drop, got '%s'", path, bias);
+    sc.posthoc_drop_bias = bias && !strcmp(bias, "drop");
+    lt_status s = lt_mt_posthoc_apply(m, &sc, v, train_counts);
+    if (!s && kind) *kind = k;
+    if (!s && tau) *tau = v;
     return s;
 }
 
