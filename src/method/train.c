@@ -151,6 +151,18 @@ static void emit(trainer *t, lt_train_event *ev) {
     o->progress(ev, o->progress_user);
 }
 
+/* An event of stage k (0-based) with its name, the epoch count and NaN for "no value". */
+static lt_train_event stage_event(lt_train_event_kind kind, const lt_stage_config *sc, int k) {
+    lt_train_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = kind;
+    ev.stage = k + 1;
+    ev.stage_name = sc->name;
+    ev.epochs = sc->epochs;
+    ev.val_top1 = NAN;
+    return ev;
+}
+
 /* ---------------------------------------------------------------- method hooks */
 
 /* The loss of batch b of epoch e of stage k (stage_loss.c; class weights of the epoch go
@@ -555,12 +567,8 @@ static lt_status finish_stage(trainer *t, int k) {
         s = save_resume(t);
     }
     if (!s) {
-        lt_train_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.kind = LT_TRAIN_STAGE_END;
-        ev.stage = k + 1;
-        ev.stage_name = sc->name;
-        ev.epoch = ev.epochs = sc->epochs;
+        lt_train_event ev = stage_event(LT_TRAIN_STAGE_END, sc, k);
+        ev.epoch = sc->epochs;
         ev.selected_epoch = selected + 1;
         ev.val_top1 = t->ps.best_epoch >= 0 ? t->ps.best_val : NAN;
         ev.test = has_test ? &test : NULL;
@@ -669,12 +677,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     int has_val = t->data->val && t->data->val->n > 0;
 
     if (!s && t->ps.epochs_done == 0) {
-        lt_train_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.kind = LT_TRAIN_STAGE_BEGIN;
-        ev.stage = k + 1;
-        ev.stage_name = sc->name;
-        ev.epochs = sc->epochs;
+        lt_train_event ev = stage_event(LT_TRAIN_STAGE_BEGIN, sc, k);
         ev.batches = batches;
         emit(t, &ev);
     }
@@ -731,20 +734,14 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             t->call->units_done++;
             t->call->units_left--;
             if (t->call->opt->progress && (b % 4 == 3 || b + 1 == batches)) {
-                lt_train_event ev;
-                memset(&ev, 0, sizeof ev);
-                ev.kind = LT_TRAIN_BATCH;
-                ev.stage = k + 1;
-                ev.stage_name = sc->name;
+                lt_train_event ev = stage_event(LT_TRAIN_BATCH, sc, k);
                 ev.epoch = e + 1;
-                ev.epochs = sc->epochs;
                 ev.batch = b + 1;
                 ev.batches = batches;
                 ev.lr = lr;
                 ev.loss = loss_sum / (double)seen;
                 ev.train_acc = (double)correct / (double)seen;
                 ev.images_per_s = t_train > 0 ? (double)seen / t_train : NAN;
-                ev.val_top1 = NAN;
                 emit(t, &ev);
             }
         }
@@ -779,13 +776,8 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             s = save_resume(t);
         }
         if (!s) {
-            lt_train_event ev;
-            memset(&ev, 0, sizeof ev);
-            ev.kind = LT_TRAIN_EPOCH_END;
-            ev.stage = k + 1;
-            ev.stage_name = sc->name;
+            lt_train_event ev = stage_event(LT_TRAIN_EPOCH_END, sc, k);
             ev.epoch = e + 1;
-            ev.epochs = sc->epochs;
             ev.batch = ev.batches = batches;
             ev.lr = lr_epoch;
             ev.loss = loss_mean;
