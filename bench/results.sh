@@ -15,7 +15,8 @@
 #   default  n_max 5980, the recipes' own schedule (stage 1: 40 epochs)
 #   lt500    n_max 500 (500, 299, ..., 5 images per class), the published schedule:
 #            stage 1 runs 200 epochs; step schedules warm up 5 epochs and decay at 160 and
-#            180, DRW switches on at 160 (as the CIFAR recipes). Many / Medium / Few by
+#            180, DRW switches on at 160, LAS's stage 2 runs 10 epochs (as the CIFAR
+#            recipes). Many / Medium / Few by
 #            the standard thresholds (> 100, 20 ... 100, < 20 images): 4 / 3 / 3 classes.
 # Recipes whose stage 1 is the same training run (same keys, same seed) share it: wb/wd's
 # stage 1 is trained once per seed and the others start from its checkpoint with
@@ -77,7 +78,10 @@ overrides() {  # --set arguments for recipe $1 on $data
     if awk '/^\[/{s=$1} s=="[stage1]" && /^drw_epoch/{f=1} END{exit !f}' "$f"; then
       echo "--set stage1.drw_epoch=160"
     fi
+    # LAS's classifier stage: 10 epochs as published (MiSLAS, CIFAR), 5 in the scaled recipe
+    [ "$1" = losses/las ] && echo "--set stage2.epochs=10"
   fi
+  return 0
 }
 
 run_one() {  # recipe seed
