@@ -222,15 +222,20 @@ def main():
                 "error in the expected direction (for “≈”: |Δ| ≤ 1 point).", ""]
         effects(out, recs, data)
         out.append("")
-    missing = []
+    out += ["## Not yet measured", ""]
+    gaps = 0
     for data, title, _ in DATA:
         for impl in ("longtail", "torch"):
-            for recipe, _ in ROWS:
-                n = len(recs.get((data, impl, recipe), []))
-                if n < 3:
-                    missing.append(f"{title} / {impl} / `{recipe}`: {n} of 3 seeds")
-    out += ["## Not yet measured", ""]
-    out += [f"- {m}" for m in missing] if missing else ["Nothing: every cell has 3 seeds."]
+            counts = {recipe: len(recs.get((data, impl, recipe), [])) for recipe, _ in ROWS}
+            short = [f"`{r}` ({n})" for r, n in counts.items() if n < 3]
+            if short:
+                gaps += 1
+                done = sum(n >= 3 for n in counts.values())
+                out.append(f"- {title}, {'longtail' if impl == 'longtail' else 'PyTorch reference'}: "
+                           f"{done} of {len(ROWS)} recipes have 3 seeds; seeds recorded for the others: "
+                           + ", ".join(short))
+    if not gaps:
+        out.append("Nothing: every cell has 3 seeds.")
     out.append("")
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:

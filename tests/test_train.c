@@ -90,7 +90,7 @@ TEST(recipe_errors_name_file_line_and_key) {
     /* bad values: not a number, unknown word, out of range */
     EXPECT_RECIPE_ERROR("[stage1]\nepochs = 2\nlr = fast\n", NULL, 0, "r.ini:3", "stage1.lr");
     EXPECT_RECIPE_ERROR(BASE_RECIPE "schedule = linear\n", NULL, 0, "r.ini:11", "stage1.schedule");
-    EXPECT_RECIPE_ERROR("[stage1]\nepochs = 0\n", NULL, 0, "r.ini:2", "stage1.epochs");
+    EXPECT_RECIPE_ERROR("[stage1]\nepochs = -1\n", NULL, 0, "r.ini:2", "stage1.epochs");
     EXPECT_RECIPE_ERROR("[model]\narch = vgg16\n[stage1]\nepochs = 1\n", NULL, 0, "r.ini:2", "model.arch");
     EXPECT_RECIPE_ERROR("[stage1]\nepochs = 1\n\nsampler = balanced\n", NULL, 0, "r.ini:4", "stage1.sampler");
     EXPECT_RECIPE_ERROR("[stage1]\nepochs = 4\nschedule = step\nmilestones = 3, 2\nfactors = 0.1, 0.01\n", NULL, 0,

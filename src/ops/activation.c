@@ -3,6 +3,7 @@
  * ReLU runs on every conv block's output, so it is one contiguous vectorized loop,
  * threaded above PAR_MIN elements; backward reads the saved output (y > 0), as PyTorch
  * does, so no mask is stored. */
+#include "backend.h"
 #include "colsum.h"
 
 enum { PAR_MIN = 32768 };  /* elements below which threading costs more than it saves */
@@ -22,14 +23,21 @@ lt_tensor *lt_relu(lt_ctx *ctx, lt_tensor *x) {
     return out;
 }
 
-/* dx += g · [y > 0]  (0 at x = 0, as PyTorch) */
+/* dx += g · [y > 0]  (0 at x = 0, as PyTorch). x's first gradient is written, not
+ * zero-filled and added to (the usual case: a conv's output feeds only this ReLU). */
 void lt_relu_backward(lt_ctx *ctx, const lt_node *nd) {
-    float *gx = lt_tensor_grad(ctx, nd->in[0]);
+    int fresh;
+    float *gx = lt_grad_for_write(ctx, nd->in[0], &fresh);
     if (!gx) return;
     const float *g = nd->out->grad, *y = nd->out->data;
     int64_t n = nd->out->numel;
+    if (fresh) {
 #pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) gx[i] += y[i] > 0.0f ? g[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) gx[i] = y[i] > 0.0f ? g[i] + 0.0f : 0.0f;
+    } else {
+#pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++) gx[i] += y[i] > 0.0f ? g[i] : 0.0f;
+    }
 }
 
 /* ---- prelu: y = x if x > 0 else alpha[c] · x, c = index along the last axis ---- */

@@ -6,6 +6,7 @@
  * count). These loops run on whole activation tensors (residual adds), so they are plain
  * contiguous loops marked `omp simd` (GCC -O2 does not vectorize unknown trip counts on
  * its own) and threaded above PAR_MIN elements. */
+#include "backend.h"
 #include "colsum.h"
 
 #include <math.h>
@@ -87,12 +88,20 @@ static void grad_b(lt_ctx *ctx, float *gb, float s, const float *g, const float 
     for (int64_t j = 0; j < nb; j++) gb[j] += (float)(s * acc[j]);
 }
 
-/* y = a + b:  da += g,  db += Σ_bcast g */
+/* y = a + b:  da += g,  db += Σ_bcast g. A first gradient of a (the residual branch) is
+ * a copy of g (g + 0, so a -0 becomes +0 exactly as zero-fill-and-add gives). */
 void lt_add_backward(lt_ctx *ctx, const lt_node *nd) {
     lt_tensor *a = nd->in[0], *b = nd->in[1];
     const float *g = nd->out->grad;
-    float *ga = lt_tensor_grad(ctx, a), *gb = lt_tensor_grad(ctx, b);
-    if (ga) axpy(ga, 1.0f, g, NULL, a->numel);
+    int fresh;
+    float *ga = lt_grad_for_write(ctx, a, &fresh), *gb = lt_tensor_grad(ctx, b);
+    if (ga && fresh) {
+        int64_t n = a->numel;
+#pragma omp parallel for simd if (parallel : n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++) ga[i] = g[i] + 0.0f;
+    } else if (ga) {
+        axpy(ga, 1.0f, g, NULL, a->numel);
+    }
     if (gb) grad_b(ctx, gb, 1.0f, g, NULL, a->numel, b->numel);
 }
 
