@@ -150,6 +150,26 @@ lt_tensor *lt_cosine_sim(lt_ctx *ctx, lt_tensor *a, lt_tensor *b, float eps) {
     return out;
 }
 
+/* One side's gradient of cosine_sim: for each of its n rows r, gh_r = Σ_o G[r·gs + o·go] ô_o
+ * over the m rows ô of the other side, then back through row r's normalization into gx.
+ * Side a: (gs, go) = (M, 1); side b: (1, M). gh: scratch of n·D. */
+static void cosine_side_backward(const float *G, int64_t gs, int64_t go, const float *self_hat,
+                                 const float *self_norm, const float *other_hat, int64_t n, int64_t m,
+                                 int64_t D, float eps, float *gh, float *gx, int par) {
+#pragma omp parallel for if (par) schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        float *gr = gh + r * D;
+        for (int64_t k = 0; k < D; k++) gr[k] = 0;
+        for (int64_t o = 0; o < m; o++) {
+            float g = G[r * gs + o * go];
+            const float *oh = other_hat + o * D;
+#pragma omp simd
+            for (int64_t k = 0; k < D; k++) gr[k] += g * oh[k];
+        }
+        normalize_row_backward(gr, self_hat + r * D, self_norm[r], eps, gx + r * D, D);
+    }
+}
+
 /* dÂ_i = Σ_j G_ij b̂_j,  dB̂_j = Σ_i G_ij â_i, then each through its row normalization. */
 void lt_cosine_sim_backward(lt_ctx *ctx, const lt_node *nd) {
     lt_tensor *a = nd->in[0], *b = nd->in[1];
@@ -161,32 +181,6 @@ void lt_cosine_sim_backward(lt_ctx *ctx, const lt_node *nd) {
     float *gh = (ga || gb) ? lt_ctx_alloc(ctx, (size_t)((N > M ? N : M) * D) * sizeof(float)) : NULL;
     if (!gh) return;
     int par = N * M * D > PAR_MIN;
-    if (ga) {
-#pragma omp parallel for if (par) schedule(static)
-        for (int64_t i = 0; i < N; i++) {
-            float *gi = gh + i * D;
-            for (int64_t k = 0; k < D; k++) gi[k] = 0;
-            for (int64_t j = 0; j < M; j++) {
-                float gij = G[i * M + j];
-                const float *bj = bh + j * D;
-#pragma omp simd
-                for (int64_t k = 0; k < D; k++) gi[k] += gij * bj[k];
-            }
-            normalize_row_backward(gi, ah + i * D, na[i], eps, ga + i * D, D);
-        }
-    }
-    if (gb) {
-#pragma omp parallel for if (par) schedule(static)
-        for (int64_t j = 0; j < M; j++) {
-            float *gj = gh + j * D;
-            for (int64_t k = 0; k < D; k++) gj[k] = 0;
-            for (int64_t i = 0; i < N; i++) {
-                float gij = G[i * M + j];
-                const float *ai = ah + i * D;
-#pragma omp simd
-                for (int64_t k = 0; k < D; k++) gj[k] += gij * ai[k];
-            }
-            normalize_row_backward(gj, bh + j * D, nb[j], eps, gb + j * D, D);
-        }
-    }
+    if (ga) cosine_side_backward(G, M, 1, ah, na, bh, N, M, D, eps, gh, ga, par);
+    if (gb) cosine_side_backward(G, 1, M, bh, nb, ah, M, N, D, eps, gh, gb, par);
 }
