@@ -5,38 +5,18 @@
  * weights, DRW switching epoch, LDAM margins, label-aware smoothing, EQL masks, the softmax
  * EQL Bernoulli frequency), the teacher detach of KD, and the error paths. */
 #include "test.h"
+#include "test_util.h"
 #include "longtail/io.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- caller-owned inputs (gradcheck needs grad buffers that outlive the arena) ---- */
+/* Caller-owned inputs (gradcheck needs grad buffers that outlive the arena):
+ * tu_owned_new / tu_owned_from / tu_owned_free in tests/test_util.c. */
 
-static lt_tensor *owned_new(const char *name, int ndim, const int64_t *shape, int requires_grad) {
-    lt_tensor tmp = {0};
-    if (lt_tensor_set_shape(&tmp, ndim, shape) != LT_OK) return NULL;
-    lt_tensor *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    *t = tmp;
-    t->data = calloc((size_t)tmp.numel, sizeof(float));
-    t->grad = calloc((size_t)tmp.numel, sizeof(float));
-    t->requires_grad = (uint8_t)requires_grad;
-    t->name = name;
-    if (!t->data || !t->grad) { free(t->data); free(t->grad); free(t); return NULL; }
+static lt_tensor *no_grad(lt_tensor *t) {
+    if (t) t->requires_grad = 0;
     return t;
-}
-
-static lt_tensor *owned_from(const char *name, int ndim, const int64_t *shape, const float *v, int requires_grad) {
-    lt_tensor *t = owned_new(name, ndim, shape, requires_grad);
-    if (t) memcpy(t->data, v, (size_t)t->numel * sizeof(float));
-    return t;
-}
-
-static void owned_free(lt_tensor *t) {
-    if (!t) return;
-    free(t->data);
-    free(t->grad);
-    free(t);
 }
 
 static void zero_grad(lt_tensor *t) { memset(t->grad, 0, (size_t)t->numel * sizeof(float)); }
@@ -169,6 +149,25 @@ static void fill(lt_tensor *t, enum gen g, lt_rng *r) {
     }
 }
 
+/* Input i of case c (data v, or zeros if v is NULL); no_grad inputs do not require grad. */
+static lt_tensor *case_input(const loss_case *c, int i, const float *v) {
+    lt_tensor *t = tu_owned_from(c->name, c->in[i].ndim, c->in[i].shape, v);
+    return c->in[i].no_grad ? no_grad(t) : t;
+}
+
+/* All inputs of case c, filled from stream LT_STREAM_TEST of seed. Returns 0 when out of
+ * memory (free in[] all the same). */
+static int case_inputs(const loss_case *c, uint64_t seed, lt_tensor **in) {
+    lt_rng r;
+    lt_rng_init(&r, seed, LT_STREAM_TEST);
+    for (int i = 0; i < c->n_in; i++) {
+        in[i] = case_input(c, i, NULL);
+        if (!in[i]) return 0;
+        fill(in[i], c->in[i].gen, &r);
+    }
+    return 1;
+}
+
 static void gradcheck_kinds(int first_kind, int last_kind) {
     lt_ctx *ctx = lt_ctx_new();
     REQUIRE(ctx != NULL);
@@ -184,30 +183,16 @@ static void gradcheck_kinds(int first_kind, int last_kind) {
         if (c->beta > 0) REQUIRE_OK(lt_cb_weights(COUNTS, 5, c->beta, w));
         case_data d = {LABELS, COUNTS, c->beta > 0 ? w : NULL, mask};
         lt_tensor *in[3] = {0};
-        lt_rng r;
-        lt_rng_init(&r, 500 + (uint64_t)k, LT_STREAM_TEST);
-        int ok = 1;
-        for (int i = 0; i < c->n_in && ok; i++) {
-            in[i] = owned_new(c->name, c->in[i].ndim, c->in[i].shape, !c->in[i].no_grad);
-            if (!in[i]) ok = 0;
-            else fill(in[i], c->in[i].gen, &r);
-        }
-        if (!ok) {
+        if (!case_inputs(c, 500 + (uint64_t)k, in)) {
             lt_test_fail(__FILE__, __LINE__, "%s: out of memory", c->name);
         } else {
             gc_user u = {c, &d};
             lt_gradcheck_result res;
             lt_status st = lt_gradcheck(ctx, gc_fn, in, c->n_in, &u, 1e-3, 2e-3, 2e-2, &res);
-            if (st != LT_OK)
-                lt_test_fail(__FILE__, __LINE__, "%s: gradcheck: %s", c->name, lt_last_error());
-            else if (res.failed)
-                lt_test_fail(__FILE__, __LINE__, "%s: %lld of %lld gradients wrong: %s", c->name,
-                             (long long)res.failed, (long long)res.checked, res.report);
-            else if (res.checked == 0)
-                lt_test_fail(__FILE__, __LINE__, "%s: nothing checked", c->name);
+            tu_gradcheck_ok(c->name, st, &res);
             ran++;
         }
-        for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+        for (int i = 0; i < c->n_in; i++) tu_owned_free(in[i]);
     }
     CHECK(ran > 0);
     lt_ctx_free(ctx);
@@ -234,13 +219,7 @@ TEST(loss_no_allocation_after_warmup) {
         const loss_case *c = &cases[k];
         case_data d = {LABELS, COUNTS, c->beta > 0 ? w : NULL, mask};
         lt_tensor *in[3] = {0};
-        lt_rng r;
-        lt_rng_init(&r, 900 + (uint64_t)k, LT_STREAM_TEST);
-        for (int i = 0; i < c->n_in; i++) {
-            in[i] = owned_new(c->name, c->in[i].ndim, c->in[i].shape, !c->in[i].no_grad);
-            REQUIRE(in[i] != NULL);
-            fill(in[i], c->in[i].gen, &r);
-        }
+        REQUIRE(case_inputs(c, 900 + (uint64_t)k, in));
         for (int step = 0; step < 4; step++) {
             uint64_t before = lt_alloc_count();
             lt_ctx_reset(ctx);
@@ -255,7 +234,7 @@ TEST(loss_no_allocation_after_warmup) {
                 lt_test_fail(__FILE__, __LINE__, "%s: step %d made %llu heap allocations", c->name, step,
                              (unsigned long long)n);
         }
-        for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+        for (int i = 0; i < c->n_in; i++) tu_owned_free(in[i]);
     }
     lt_ctx_free(ctx);
 }
@@ -280,13 +259,7 @@ TEST(loss_out_of_memory) {
         const loss_case *c = &cases[k];
         case_data d = {LABELS, COUNTS, c->beta > 0 ? w : NULL, mask};
         lt_tensor *in[3] = {0};
-        lt_rng r;
-        lt_rng_init(&r, 700 + (uint64_t)k, LT_STREAM_TEST);
-        for (int i = 0; i < c->n_in; i++) {
-            in[i] = owned_new(c->name, c->in[i].ndim, c->in[i].shape, !c->in[i].no_grad);
-            REQUIRE(in[i] != NULL);
-            fill(in[i], c->in[i].gen, &r);
-        }
+        REQUIRE(case_inputs(c, 700 + (uint64_t)k, in));
         for (oom_at = 1; oom_at < 100; oom_at++) {
             lt_ctx *ctx = lt_ctx_new();   /* a fresh arena and tape: every allocation happens */
             REQUIRE(ctx != NULL);
@@ -306,24 +279,12 @@ TEST(loss_out_of_memory) {
                 lt_test_fail(__FILE__, __LINE__, "%s: allocation %ld failed but the status is %s", c->name, oom_at,
                              lt_status_name(st));
         }
-        for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+        for (int i = 0; i < c->n_in; i++) tu_owned_free(in[i]);
     }
     CHECK(failed_total >= N_CASES);
 }
 
 /* ---- PyTorch fixtures ---- */
-
-static const void *fx_get(const lt_safetensors *st, const char *c, const char *what, lt_dtype dt, int64_t numel) {
-    char name[128];
-    snprintf(name, sizeof name, "%s.%s", c, what);
-    const lt_st_entry *e = lt_safetensors_find(st, name);
-    if (!e || e->dtype != dt || e->numel != numel) {
-        lt_test_fail(__FILE__, __LINE__, "fixture %s: %s", name,
-                     !e ? "missing" : e->dtype != dt ? "wrong dtype" : "wrong element count");
-        return NULL;
-    }
-    return lt_safetensors_data(st, e);
-}
 
 static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const loss_case *c) {
     lt_tensor *in[3] = {0};
@@ -333,18 +294,18 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const loss_case 
         for (int d = 0; d < c->in[i].ndim; d++) numel *= c->in[i].shape[d];
         char what[16];
         snprintf(what, sizeof what, "in%d", i);
-        const float *v = fx_get(st, c->name, what, LT_DT_F32, numel);
-        in[i] = v ? owned_from(c->name, c->in[i].ndim, c->in[i].shape, v, !c->in[i].no_grad) : NULL;
+        const float *v = tu_fixture_get(st, c->name, what, LT_DT_F32, numel);
+        in[i] = v ? case_input(c, i, v) : NULL;
         ok = in[i] != NULL;
     }
     case_data d = {0};
     if (ok) {
-        d.labels = fx_get(st, c->name, "labels", LT_DT_I32, 6);
-        d.counts = fx_get(st, c->name, "counts", LT_DT_I64, 5);
+        d.labels = tu_fixture_get(st, c->name, "labels", LT_DT_I32, 6);
+        d.counts = tu_fixture_get(st, c->name, "counts", LT_DT_I64, 5);
         ok = d.labels && d.counts;
     }
     if (ok && c->beta > 0) {
-        d.weight = fx_get(st, c->name, "weight", LT_DT_F32, 5);
+        d.weight = tu_fixture_get(st, c->name, "weight", LT_DT_F32, 5);
         ok = d.weight != NULL;
         /* The fixture's weights come from the Python formula; lt_cb_weights must agree. */
         float w[5];
@@ -355,14 +316,14 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const loss_case 
         }
     }
     if (ok && c->kind == K_SEQL_MASK) {
-        d.mask = fx_get(st, c->name, "mask", LT_DT_F32, 30);
+        d.mask = tu_fixture_get(st, c->name, "mask", LT_DT_F32, 30);
         ok = d.mask != NULL;
     }
     if (ok) {
         lt_ctx_reset(ctx);
         for (int i = 0; i < c->n_in; i++) zero_grad(in[i]);
         lt_tensor *y = apply(ctx, c, in, &d);
-        const float *want = fx_get(st, c->name, "out", LT_DT_F32, 1);
+        const float *want = tu_fixture_get(st, c->name, "out", LT_DT_F32, 1);
         if (!y || !want) {
             lt_test_fail(__FILE__, __LINE__, "%s: %s", c->name, !y ? lt_ctx_error(ctx) : "no fixture value");
         } else {
@@ -371,19 +332,13 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const loss_case 
             CHECK(y->numel == 1);
             CHECK_CLOSE(what, y->data, want, 1, 1e-5, 1e-4);
             if (lt_backward(ctx, y) == LT_OK) {
-                for (int i = 0; i < c->n_in; i++) {
-                    char gname[16];
-                    snprintf(gname, sizeof gname, "gin%d", i);
-                    const float *g = fx_get(st, c->name, gname, LT_DT_F32, in[i]->numel);
-                    snprintf(what, sizeof what, "%s grad of input %d", c->name, i);
-                    if (g) CHECK_CLOSE(what, in[i]->grad, g, in[i]->numel, 1e-5, 1e-4);
-                }
+                tu_fixture_input_grads(st, c->name, in, c->n_in, 1e-5, 1e-4);
             } else {
                 lt_test_fail(__FILE__, __LINE__, "%s: backward: %s", c->name, lt_last_error());
             }
         }
     }
-    for (int i = 0; i < c->n_in; i++) owned_free(in[i]);
+    for (int i = 0; i < c->n_in; i++) tu_owned_free(in[i]);
 }
 
 TEST(loss_pytorch_fixtures) {
@@ -417,7 +372,7 @@ TEST(loss_hand_values) {
     static const int64_t n[3] = {100, 10, 1};
     const int64_t s23[2] = {2, 3};
     lt_ctx *ctx = lt_ctx_new();
-    lt_tensor *z = owned_from("z", 2, s23, zv, 1);
+    lt_tensor *z = tu_owned_from("z", 2, s23, zv);
     REQUIRE(ctx && z);
     float w[3];
     REQUIRE_OK(lt_cb_weights(n, 3, 0.99, w));
@@ -428,24 +383,24 @@ TEST(loss_hand_values) {
     /* cosine logits for LDAM: c = [[0.2, -0.4, 0.6], [0.9, 0.1, -0.3]]; margins n^(-1/4)
      * scaled to max 0.5: Δ = [0.1581139, 0.2811707, 0.5]; s = 30. */
     static float cv[6] = {0.2f, -0.4f, 0.6f, 0.9f, 0.1f, -0.3f};
-    lt_tensor *cz = owned_from("c", 2, s23, cv, 1);
+    lt_tensor *cz = tu_owned_from("c", 2, s23, cv);
     /* KD teacher [[3, 1, 0], [0, 0, 1]], T = 2; cosine distance rows fs = [[1,0,0],[1,1,0]],
      * ft = [[0,1,0],[1,1,1]]: cos = [0, 2/√6] -> mean(1 − cos) = (1 + 1 − 0.8164966)/2. */
     static float tv[6] = {3, 1, 0, 0, 0, 1};
     static float fsv[6] = {1, 0, 0, 1, 1, 0}, ftv[6] = {0, 1, 0, 1, 1, 1};
-    lt_tensor *zt = owned_from("t", 2, s23, tv, 0);
-    lt_tensor *fs = owned_from("fs", 2, s23, fsv, 1), *ft = owned_from("ft", 2, s23, ftv, 0);
+    lt_tensor *zt = no_grad(tu_owned_from("t", 2, s23, tv));
+    lt_tensor *fs = tu_owned_from("fs", 2, s23, fsv), *ft = no_grad(tu_owned_from("ft", 2, s23, ftv));
     /* IWB: f = [[1, 0], [0, 1]], W = [[1, 0], [0, 2], [-1, 1]], λ = 0.15, N = 111:
      *   NC = ln(111 / [101, 11, 2]) = [0.0944097, 2.3116349, 4.0163830]
      *   cos(f, W) = [[1, 0, -0.7071068], [0, 1, 0.7071068]], HC = (1 − cos)/2
      *   P = [[0, 0.1733726, 0.5142296], [0.0070807, 0, 0.0882279]], A = [1, 2, 1.4142136] */
     static float fv[4] = {1, 0, 0, 1}, wv[6] = {1, 0, 0, 2, -1, 1};
-    lt_tensor *f = owned_from("f", 2, (int64_t[]){2, 2}, fv, 1), *W = owned_from("W", 2, (int64_t[]){3, 2}, wv, 1);
+    lt_tensor *f = tu_owned_from("f", 2, (int64_t[]){2, 2}, fv), *W = tu_owned_from("W", 2, (int64_t[]){3, 2}, wv);
     /* weight decay λ = 0.1 over θ1 = [1, 2], θ2 = [-1, 0.5, 3]: 0.05 · 15.25; feature
      * regularization 0.01 over rows [1, 2], [3, -1]: 0.01 · (5 + 10)/2 / 2. */
     static float t1v[2] = {1, 2}, t2v[3] = {-1, 0.5f, 3}, frv[4] = {1, 2, 3, -1};
-    lt_tensor *t1 = owned_from("t1", 1, (int64_t[]){2}, t1v, 1), *t2 = owned_from("t2", 1, (int64_t[]){3}, t2v, 1);
-    lt_tensor *fr = owned_from("fr", 2, (int64_t[]){2, 2}, frv, 1);
+    lt_tensor *t1 = tu_owned_from("t1", 1, (int64_t[]){2}, t1v), *t2 = tu_owned_from("t2", 1, (int64_t[]){3}, t2v);
+    lt_tensor *fr = tu_owned_from("fr", 2, (int64_t[]){2, 2}, frv);
     REQUIRE(cz && zt && fs && ft && f && W && t1 && t2 && fr);
     lt_iwb_config cfg = lt_iwb_config_default();
     lt_iwb_config cfg_paper = cfg, cfg_scalar = cfg, cfg_mse = cfg, cfg_log2 = cfg;
@@ -513,16 +468,16 @@ TEST(loss_hand_values) {
             lt_test_fail(__FILE__, __LINE__, "%s: got %.9g, want %.9g", hc[k].what, hc[k].got, hc[k].want);
     CHECK_NEAR(eps[1], 0.1426944515, 1e-6);
     lt_ctx_free(ctx);
-    owned_free(z);
-    owned_free(cz);
-    owned_free(zt);
-    owned_free(fs);
-    owned_free(ft);
-    owned_free(f);
-    owned_free(W);
-    owned_free(t1);
-    owned_free(t2);
-    owned_free(fr);
+    tu_owned_free(z);
+    tu_owned_free(cz);
+    tu_owned_free(zt);
+    tu_owned_free(fs);
+    tu_owned_free(ft);
+    tu_owned_free(f);
+    tu_owned_free(W);
+    tu_owned_free(t1);
+    tu_owned_free(t2);
+    tu_owned_free(fr);
 }
 
 /* ---- per-class helpers ---- */
@@ -619,7 +574,7 @@ TEST(loss_eql_masks) {
     for (int k = 0; k < 30; k++) CHECK_NEAR(none[k], 1.0, 0);
 
     lt_ctx *ctx = lt_ctx_new();
-    lt_tensor *z = owned_new("z", 2, (int64_t[]){6, 5}, 1);
+    lt_tensor *z = tu_owned_new("z", 2, (int64_t[]){6, 5});
     REQUIRE(ctx && z);
     lt_rng r;
     lt_rng_init(&r, 2, LT_STREAM_TEST);
@@ -641,7 +596,7 @@ TEST(loss_eql_masks) {
         }
     }
     lt_ctx_free(ctx);
-    owned_free(z);
+    tu_owned_free(z);
 }
 
 /* Softmax EQL's β ~ Bernoulli(γ): over many seeded draws, the fraction of eligible entries
@@ -706,7 +661,7 @@ TEST(loss_sigmoid_bias_init) {
  * abs would give 0 there); cb_sigmoid divides by B·C and weights by w_{y_i}. */
 TEST(loss_sigmoid_zero_logits) {
     lt_ctx *ctx = lt_ctx_new();
-    lt_tensor *z = owned_new("z", 2, (int64_t[]){2, 3}, 1);
+    lt_tensor *z = tu_owned_new("z", 2, (int64_t[]){2, 3});
     REQUIRE(ctx && z);
     static const int32_t y[2] = {1, 2};
     static const float w[3] = {0.5f, 2.0f, 4.0f};
@@ -718,7 +673,7 @@ TEST(loss_sigmoid_zero_logits) {
         for (int k = 0; k < 3; k++)
             CHECK_NEAR(z->grad[i * 3 + k], w[y[i]] * ((k == y[i]) ? -0.5 : 0.5) / 6, 1e-7);
     lt_ctx_free(ctx);
-    owned_free(z);
+    tu_owned_free(z);
 }
 
 /* The teacher of KD is a target: a teacher that requires a gradient gets none, and the
@@ -726,7 +681,7 @@ TEST(loss_sigmoid_zero_logits) {
 TEST(loss_kd_teacher_detached) {
     lt_ctx *ctx = lt_ctx_new();
     const int64_t s[2] = {4, 6};
-    lt_tensor *zs = owned_new("s", 2, s, 1), *zt = owned_new("t", 2, s, 1), *zt0 = owned_new("t0", 2, s, 0);
+    lt_tensor *zs = tu_owned_new("s", 2, s), *zt = tu_owned_new("t", 2, s), *zt0 = no_grad(tu_owned_new("t0", 2, s));
     REQUIRE(ctx && zs && zt && zt0);
     lt_rng r;
     lt_rng_init(&r, 4, LT_STREAM_TEST);
@@ -751,18 +706,18 @@ TEST(loss_kd_teacher_detached) {
     for (int k = 0; k < 24; k++) nonzero += g0[k] != 0.0f;
     CHECK(nonzero > 0);
     lt_ctx_free(ctx);
-    owned_free(zs);
-    owned_free(zt);
-    owned_free(zt0);
+    tu_owned_free(zs);
+    tu_owned_free(zt);
+    tu_owned_free(zt0);
 }
 
 /* ---- error paths: each names the loss and the problem; errors are sticky ---- */
 
 TEST(loss_errors) {
     lt_ctx *ctx = lt_ctx_new();
-    lt_tensor *z = owned_new("z", 2, (int64_t[]){2, 3}, 1);
-    lt_tensor *z3 = owned_new("z3", 3, (int64_t[]){2, 3, 1}, 1);
-    lt_tensor *f = owned_new("f", 2, (int64_t[]){2, 4}, 1), *W = owned_new("W", 2, (int64_t[]){3, 5}, 1);
+    lt_tensor *z = tu_owned_new("z", 2, (int64_t[]){2, 3});
+    lt_tensor *z3 = tu_owned_new("z3", 3, (int64_t[]){2, 3, 1});
+    lt_tensor *f = tu_owned_new("f", 2, (int64_t[]){2, 4}), *W = tu_owned_new("W", 2, (int64_t[]){3, 5});
     REQUIRE(ctx && z && z3 && f && W);
     static const int32_t good[2] = {0, 2}, bad[2] = {0, 3};
     static const int64_t n[3] = {10, 5, 1}, n0[3] = {10, 0, 1};
@@ -815,7 +770,7 @@ TEST(loss_errors) {
     CHECK(lt_loss_iwb(ctx, f, W, good, n, &cfg) == NULL);
     CHECK(strstr(lt_ctx_error(ctx), "focal: labels[1]") != NULL);
     /* The IWB scalar form needs labels; vector form does not. */
-    lt_tensor *W4 = owned_new("W4", 2, (int64_t[]){3, 4}, 1);
+    lt_tensor *W4 = tu_owned_new("W4", 2, (int64_t[]){3, 4});
     REQUIRE(W4 != NULL);
     lt_ctx_reset(ctx);
     cfg.hc = LT_IWB_HC_SCALAR;
@@ -827,9 +782,9 @@ TEST(loss_errors) {
     W4->data[0] = 1.0f;
     CHECK(lt_loss_iwb(ctx, f, W4, NULL, n, &cfg) != NULL);
     lt_ctx_free(ctx);
-    owned_free(z);
-    owned_free(z3);
-    owned_free(f);
-    owned_free(W);
-    owned_free(W4);
+    tu_owned_free(z);
+    tu_owned_free(z3);
+    tu_owned_free(f);
+    tu_owned_free(W);
+    tu_owned_free(W4);
 }

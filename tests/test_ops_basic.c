@@ -223,13 +223,7 @@ static void gradcheck_family(const char *family) {
             gc_user u = {c};
             lt_gradcheck_result res;
             lt_status st = lt_gradcheck(ctx, gc_fn, in, c->n_in, &u, 1e-3, 2e-3, 2e-2, &res);
-            if (st != LT_OK)
-                lt_test_fail(__FILE__, __LINE__, "%s: gradcheck: %s", c->name, lt_last_error());
-            else if (res.failed)
-                lt_test_fail(__FILE__, __LINE__, "%s: %lld of %lld gradients wrong: %s", c->name,
-                             (long long)res.failed, (long long)res.checked, res.report);
-            else if (res.checked == 0)
-                lt_test_fail(__FILE__, __LINE__, "%s: nothing checked", c->name);
+            tu_gradcheck_ok(c->name, st, &res);
             ran++;
         } else {
             lt_test_fail(__FILE__, __LINE__, "%s: out of memory", c->name);
@@ -249,22 +243,6 @@ TEST(ops_basic_gradcheck_shape) { gradcheck_family("shape"); }
 
 /* ---- PyTorch fixtures ---- */
 
-static const lt_st_entry *fx_entry(const lt_safetensors *st, const char *c, const char *what) {
-    char name[128];
-    snprintf(name, sizeof name, "%s.%s", c, what);
-    return lt_safetensors_find(st, name);
-}
-
-static const float *fx_f32(const lt_safetensors *st, const char *c, const char *what, int64_t numel) {
-    const lt_st_entry *e = fx_entry(st, c, what);
-    if (!e || e->dtype != LT_DT_F32 || e->numel != numel) {
-        lt_test_fail(__FILE__, __LINE__, "fixture %s.%s: %s", c, what,
-                     !e ? "missing" : e->dtype != LT_DT_F32 ? "not F32" : "wrong element count");
-        return NULL;
-    }
-    return lt_safetensors_data(st, e);
-}
-
 /* Runs one fixture case: forward, backward from Σ out ⊙ gout, compares out and input grads. */
 static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const op_case *c) {
     lt_tensor *in[5] = {0};
@@ -273,7 +251,7 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const op_case *c
     for (int i = 0; i < c->n_in && ok; i++) {
         char what[16];
         snprintf(what, sizeof what, "in%d", i);
-        const lt_st_entry *e = fx_entry(st, c->name, what);
+        const lt_st_entry *e = tu_fixture_entry(st, c->name, what);
         if (!e || e->dtype != LT_DT_F32 || e->ndim < 1 || e->ndim > 4) {
             lt_test_fail(__FILE__, __LINE__, "fixture %s.%s missing or not a 1..4-D F32 tensor", c->name, what);
             ok = 0;
@@ -284,22 +262,17 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const op_case *c
         memcpy(in[i]->data, lt_safetensors_data(st, e), (size_t)e->numel * sizeof(float));
     }
     if (ok && c->op == LT_OP_CROSS_ENTROPY) {
-        const lt_st_entry *e = fx_entry(st, c->name, "labels");
-        if (!e || e->dtype != LT_DT_I32 || e->numel != in[0]->shape[0]) {
-            lt_test_fail(__FILE__, __LINE__, "fixture %s.labels missing or not I32 (B)", c->name);
-            ok = 0;
-        } else {
-            p.labels = lt_safetensors_data(st, e);
-        }
+        p.labels = tu_fixture_get(st, c->name, "labels", LT_DT_I32, in[0]->shape[0]);
+        ok = p.labels != NULL;
         if (ok && c->p.weight) {
-            p.weight = fx_f32(st, c->name, "weight", in[0]->shape[1]);
+            p.weight = tu_fixture_get(st, c->name, "weight", LT_DT_F32, in[0]->shape[1]);
             ok = p.weight != NULL;
         }
     }
     if (ok) {
         lt_ctx_reset(ctx);
         lt_tensor *y = apply(ctx, c, in, &p);
-        const lt_st_entry *eo = fx_entry(st, c->name, "out");
+        const lt_st_entry *eo = tu_fixture_entry(st, c->name, "out");
         if (!y || !eo) {
             lt_test_fail(__FILE__, __LINE__, "%s: %s", c->name, !y ? lt_ctx_error(ctx) : "fixture out missing");
         } else {
@@ -313,18 +286,12 @@ static void fixture_case(lt_ctx *ctx, const lt_safetensors *st, const op_case *c
                 char what[96];
                 snprintf(what, sizeof what, "%s forward", c->name);
                 CHECK_CLOSE(what, y->data, lt_safetensors_data(st, eo), y->numel, 1e-5, 1e-4);
-                const float *gout = fx_f32(st, c->name, "gout", y->numel);
+                const float *gout = tu_fixture_get(st, c->name, "gout", LT_DT_F32, y->numel);
                 lt_tensor *gt = gout ? lt_tensor_wrap(ctx, (float *)gout, y->ndim, y->shape) : NULL;
                 lt_tensor *loss = gt ? lt_sum(ctx, lt_mul(ctx, y, gt), LT_AXES_ALL) : NULL;
                 for (int i = 0; i < c->n_in; i++) memset(in[i]->grad, 0, (size_t)in[i]->numel * sizeof(float));
                 if (loss && lt_backward(ctx, loss) == LT_OK) {
-                    for (int i = 0; i < c->n_in; i++) {
-                        char gname[16];
-                        snprintf(gname, sizeof gname, "gin%d", i);
-                        const float *want = fx_f32(st, c->name, gname, in[i]->numel);
-                        snprintf(what, sizeof what, "%s grad of input %d", c->name, i);
-                        if (want) CHECK_CLOSE(what, in[i]->grad, want, in[i]->numel, 1e-5, 1e-4);
-                    }
+                    tu_fixture_input_grads(st, c->name, in, c->n_in, 1e-5, 1e-4);
                 } else {
                     lt_test_fail(__FILE__, __LINE__, "%s: backward: %s", c->name, lt_last_error());
                 }

@@ -170,14 +170,7 @@ static void gradcheck_case(lt_ctx *ctx, gc_user *u, lt_tensor **in, int n_in, do
                            double atol, double rtol, const char *name) {
     lt_gradcheck_result res;
     lt_status st = lt_gradcheck(ctx, gc_fn, in, n_in, u, eps, atol, rtol, &res);
-    if (st != LT_OK) {
-        lt_test_fail(__FILE__, __LINE__, "%s: gradcheck error: %s", name, lt_last_error());
-        return;
-    }
-    if (res.failed)
-        lt_test_fail(__FILE__, __LINE__, "%s: %lld of %lld gradient elements wrong (max abs err %.3g): %s",
-                     name, (long long)res.failed, (long long)res.checked, res.max_abs_err, res.report);
-    if (res.checked == 0) lt_test_fail(__FILE__, __LINE__, "%s: nothing was checked", name);
+    tu_gradcheck_ok(name, st, &res);
 }
 
 /* Conv, matmul, linear, avg pooling are linear in each input: central differences are
@@ -316,24 +309,12 @@ TEST(dense_gradcheck_pooling) {
 
 /* ---- PyTorch fixtures ---- */
 
-static const float *fx(const lt_safetensors *st, const char *c, const char *what, int64_t numel) {
-    char name[128];
-    snprintf(name, sizeof name, "%s.%s", c, what);
-    const lt_st_entry *e = lt_safetensors_find(st, name);
-    if (!e || e->dtype != LT_DT_F32 || e->numel != numel) {
-        lt_test_fail(__FILE__, __LINE__, "fixture %s is missing or does not have %lld F32 elements",
-                     name, (long long)numel);
-        return NULL;
-    }
-    return lt_safetensors_data(st, e);
-}
-
 /* An owned tensor holding fixture c.what, gradient zeroed. */
 static lt_tensor *fx_owned(const lt_safetensors *st, const char *c, const char *what, int ndim,
                            const int64_t *shape) {
     lt_tensor *t = tu_owned_new(what, ndim, shape);
     if (!t) return NULL;
-    const float *d = fx(st, c, what, t->numel);
+    const float *d = tu_fixture_get(st, c, what, LT_DT_F32, t->numel);
     if (!d) { tu_owned_free(t); return NULL; }
     memcpy(t->data, d, (size_t)t->numel * sizeof(float));
     return t;
@@ -343,7 +324,7 @@ static lt_tensor *fx_owned(const lt_safetensors *st, const char *c, const char *
  * fixture's largest magnitude). */
 static void check_grad(const lt_safetensors *st, const char *c, const char *what,
                        const lt_tensor *t, float times, const char *pass) {
-    const float *want = fx(st, c, what, t->numel);
+    const float *want = tu_fixture_get(st, c, what, LT_DT_F32, t->numel);
     if (!want) return;
     float *w = malloc((size_t)t->numel * sizeof(float));
     if (!w) return;
@@ -359,7 +340,7 @@ static void check_grad(const lt_safetensors *st, const char *c, const char *what
 }
 
 static void check_out(const lt_safetensors *st, const char *c, const lt_tensor *y) {
-    const float *want = fx(st, c, "y", y ? y->numel : 0);
+    const float *want = tu_fixture_get(st, c, "y", LT_DT_F32, y ? y->numel : 0);
     if (!y || !want) { lt_test_fail(__FILE__, __LINE__, "%s: no output", c); return; }
     double mx = 0;
     for (int64_t i = 0; i < y->numel; i++) if (fabs(want[i]) > mx) mx = fabs(want[i]);
@@ -368,13 +349,23 @@ static void check_out(const lt_safetensors *st, const char *c, const lt_tensor *
     CHECK_CLOSE(label, y->data, want, y->numel, 1e-5 + 2e-5 * mx, 1e-4);
 }
 
+/* After pass `pass` (0: into existing gradients, 1: fresh then accumulated, so twice the
+ * fixture's) of case c: the output, then in[k]'s gradient against fixture c.gnames[k] for
+ * each k < n whose name is not NULL. */
+static void check_pass(const lt_safetensors *st, const char *c, const lt_tensor *y, lt_tensor *const *in,
+                       const char *const *gnames, int n, int pass) {
+    check_out(st, c, y);
+    for (int k = 0; k < n; k++)
+        if (gnames[k]) check_grad(st, c, gnames[k], in[k], pass + 1.0f, pass ? "fresh, accumulated" : "into existing");
+}
+
 /* Runs forward + backward of Σ y·gy. Returns y (valid until the next reset). */
 typedef lt_tensor *(*run_fn)(lt_ctx *, const void *, lt_tensor **, const run_opts *);
 static lt_tensor *fx_step(lt_ctx *ctx, const lt_safetensors *st, const char *c, run_fn fn,
                           const void *cs, lt_tensor **in, const run_opts *o) {
     lt_ctx_reset(ctx);
     lt_tensor *y = fn(ctx, cs, in, o);
-    const float *gy = fx(st, c, "gy", y ? y->numel : 0);
+    const float *gy = tu_fixture_get(st, c, "gy", LT_DT_F32, y ? y->numel : 0);
     if (!y || !gy) {
         lt_test_fail(__FILE__, __LINE__, "%s: forward failed: %s", c, lt_ctx_error(ctx));
         return NULL;
@@ -416,11 +407,7 @@ TEST(dense_fixtures_conv2d) {
                 run_opts o = {pass, NULL, NULL};
                 lt_tensor *y = fx_step(ctx, st, c->name, run_conv, c, in, &o);
                 if (!y) break;
-                const char *pn = pass ? "fresh, accumulated" : "into existing";
-                check_out(st, c->name, y);
-                check_grad(st, c->name, "gx", in[0], pass + 1.0f, pn);
-                check_grad(st, c->name, "gw", in[1], pass + 1.0f, pn);
-                if (c->bias) check_grad(st, c->name, "gb", in[2], pass + 1.0f, pn);
+                check_pass(st, c->name, y, in, (const char *[]){"gx", "gw", c->bias ? "gb" : NULL}, 3, pass);
             }
             /* Inference (no tape): the forward-inference primitive gives the same output. */
             lt_ctx_reset(ctx);
@@ -451,10 +438,7 @@ TEST(dense_fixtures_matmul_linear) {
             run_opts o = {pass, NULL, NULL};
             lt_tensor *y = fx_step(ctx, st, c->name, run_mm, c, in, &o);
             if (!y) break;
-            const char *pn = pass ? "fresh, accumulated" : "into existing";
-            check_out(st, c->name, y);
-            check_grad(st, c->name, "ga", in[0], pass + 1.0f, pn);
-            check_grad(st, c->name, "gb", in[1], pass + 1.0f, pn);
+            check_pass(st, c->name, y, in, (const char *[]){"ga", "gb"}, 2, pass);
         }
         tu_owned_free(in[0]);
         tu_owned_free(in[1]);
@@ -470,11 +454,7 @@ TEST(dense_fixtures_matmul_linear) {
             run_opts o = {pass, NULL, NULL};
             lt_tensor *y = fx_step(ctx, st, c->name, run_linear, c, in, &o);
             if (!y) break;
-            const char *pn = pass ? "fresh, accumulated" : "into existing";
-            check_out(st, c->name, y);
-            check_grad(st, c->name, "gx", in[0], pass + 1.0f, pn);
-            check_grad(st, c->name, "gw", in[1], pass + 1.0f, pn);
-            if (c->bias) check_grad(st, c->name, "gb", in[2], pass + 1.0f, pn);
+            check_pass(st, c->name, y, in, (const char *[]){"gx", "gw", c->bias ? "gb" : NULL}, 3, pass);
         }
         for (int k = 0; k < 3; k++) tu_owned_free(in[k]);
     }
@@ -494,8 +474,10 @@ TEST(dense_fixtures_batchnorm) {
             c->affine ? fx_owned(st, c->name, "gamma", 1, &C) : NULL,
             c->affine ? fx_owned(st, c->name, "beta", 1, &C) : NULL,
         };
-        const float *rm0 = fx(st, c->name, "rm0", C), *rv0 = fx(st, c->name, "rv0", C);
-        const float *rm1 = fx(st, c->name, "rm", C), *rv1 = fx(st, c->name, "rv", C);
+        const float *rm0 = tu_fixture_get(st, c->name, "rm0", LT_DT_F32, C);
+        const float *rv0 = tu_fixture_get(st, c->name, "rv0", LT_DT_F32, C);
+        const float *rm1 = tu_fixture_get(st, c->name, "rm", LT_DT_F32, C);
+        const float *rv1 = tu_fixture_get(st, c->name, "rv", LT_DT_F32, C);
         float rm[64], rv[64];
         REQUIRE(C <= 64);
         for (int pass = 0; pass < 2 && in[0] && (!c->affine || (in[1] && in[2])) && rm0 && rv0 && rm1 && rv1; pass++) {
@@ -504,13 +486,7 @@ TEST(dense_fixtures_batchnorm) {
             run_opts o = {pass, rm, rv};
             lt_tensor *y = fx_step(ctx, st, c->name, run_bn, c, in, &o);
             if (!y) break;
-            const char *pn = pass ? "fresh, accumulated" : "into existing";
-            check_out(st, c->name, y);
-            check_grad(st, c->name, "gx", in[0], pass + 1.0f, pn);
-            if (c->affine) {
-                check_grad(st, c->name, "ggamma", in[1], pass + 1.0f, pn);
-                check_grad(st, c->name, "gbeta", in[2], pass + 1.0f, pn);
-            }
+            check_pass(st, c->name, y, in, (const char *[]){"gx", "ggamma", "gbeta"}, c->affine ? 3 : 1, pass);
             /* One update of the running statistics (none with running statistics). */
             CHECK_CLOSE("running_mean", rm, rm1, C, 1e-6, 1e-5);
             CHECK_CLOSE("running_var", rv, rv1, C, 1e-6, 1e-5);
@@ -532,8 +508,7 @@ TEST(dense_fixtures_pooling) {
             run_opts o = {pass, NULL, NULL};
             lt_tensor *y = fx_step(ctx, st, c->name, run_pool, c, in, &o);
             if (!y) break;
-            check_out(st, c->name, y);
-            check_grad(st, c->name, "gx", in[0], pass + 1.0f, pass ? "fresh, accumulated" : "into existing");
+            check_pass(st, c->name, y, in, (const char *[]){"gx"}, 1, pass);
         }
         tu_owned_free(in[0]);
     }

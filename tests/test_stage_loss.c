@@ -297,19 +297,9 @@ static const char *sub(const char *name) {
     return b;
 }
 
-static char *slurp(const char *dir, const char *name, int64_t *n) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *d = NULL;
-    int64_t len = 0;
-    if (lt_file_read(path, 0, &d, &len) != LT_OK) return NULL;
-    if (n) *n = len;
-    return d;
-}
-
 /* The "loss" of every line of dir/log.jsonl (at most n). */
 static int log_losses(const char *dir, double *loss, int n) {
-    char *d = slurp(dir, "log.jsonl", NULL);
+    char *d = tu_slurp(dir, "log.jsonl", NULL);
     if (!d) return -1;
     int k = 0;
     for (char *p = d; k < n && (p = strstr(p, "\"loss\":")); p += 7) loss[k++] = strtod(p + 7, NULL);
@@ -370,7 +360,7 @@ TEST(stage_loss_drw_switches_at_epoch_in_training) {
 
 static int same_bytes(const char *da, const char *db, const char *name) {
     int64_t na, nb;
-    char *a = slurp(da, name, &na), *b = slurp(db, name, &nb);
+    char *a = tu_slurp(da, name, &na), *b = tu_slurp(db, name, &nb);
     int same = a && b && na == nb && !memcmp(a, b, (size_t)na);
     lt_free(a);
     lt_free(b);

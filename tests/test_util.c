@@ -1,5 +1,6 @@
 /* Shared test helpers; see test_util.h. */
 #include "test_util.h"
+#include "test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,76 @@ lt_tensor *tu_owned_new(const char *name, int ndim, const int64_t *shape) {
     return t;
 }
 
+lt_tensor *tu_owned_from(const char *name, int ndim, const int64_t *shape, const float *data) {
+    lt_tensor *t = tu_owned_new(name, ndim, shape);
+    if (t && data) memcpy(t->data, data, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
 void tu_owned_free(lt_tensor *t) {
     if (!t) return;
     free(t->data);
     free(t->grad);
     free(t);
+}
+
+const lt_st_entry *tu_fixture_entry(const lt_safetensors *st, const char *c, const char *what) {
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", c, what);
+    return lt_safetensors_find(st, name);
+}
+
+const void *tu_fixture_get_at(const char *file, int line, const lt_safetensors *st, const char *c,
+                              const char *what, lt_dtype dt, int64_t numel) {
+    const lt_st_entry *e = tu_fixture_entry(st, c, what);
+    if (!e) {
+        lt_test_fail(file, line, "fixture %s.%s: missing", c, what);
+        return NULL;
+    }
+    if (e->dtype != dt || e->numel != numel) {
+        lt_test_fail(file, line, "fixture %s.%s: %lld elements of %s, want %lld of %s", c, what,
+                     (long long)e->numel, lt_dtype_name(e->dtype), (long long)numel, lt_dtype_name(dt));
+        return NULL;
+    }
+    return lt_safetensors_data(st, e);
+}
+
+void tu_fixture_input_grads_at(const char *file, int line, const lt_safetensors *st, const char *c,
+                               lt_tensor *const *in, int n_in, double atol, double rtol) {
+    for (int i = 0; i < n_in; i++) {
+        char gname[16], what[160];
+        snprintf(gname, sizeof gname, "gin%d", i);
+        const float *want = tu_fixture_get_at(file, line, st, c, gname, LT_DT_F32, in[i]->numel);
+        snprintf(what, sizeof what, "%s grad of input %d", c, i);
+        if (want) lt_test_close(file, line, what, in[i]->grad, want, in[i]->numel, atol, rtol);
+    }
+}
+
+int tu_gradcheck_ok_at(const char *file, int line, const char *name, lt_status st, const lt_gradcheck_result *res) {
+    if (st != LT_OK) {
+        lt_test_fail(file, line, "%s: gradcheck: %s", name, lt_last_error());
+        return 0;
+    }
+    if (res->failed) {
+        lt_test_fail(file, line, "%s: %lld of %lld gradient elements wrong (max abs err %.3g): %s", name,
+                     (long long)res->failed, (long long)res->checked, res->max_abs_err, res->report);
+        return 0;
+    }
+    if (res->checked == 0) {
+        lt_test_fail(file, line, "%s: nothing checked", name);
+        return 0;
+    }
+    return 1;
+}
+
+char *tu_slurp(const char *dir, const char *name, int64_t *n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *d = NULL;
+    int64_t len = 0;
+    if (lt_file_read(path, 0, &d, &len) != LT_OK) return NULL;
+    if (n) *n = len;
+    return d;
 }
 
 lt_status tu_make_quadrants(lt_dataset *ds, const int64_t *counts, uint64_t seed, const char *name_prefix) {
