@@ -167,20 +167,11 @@ TEST(recipe_default_config_parses) {
     "select = last\n"                                                                            \
     "[eval]\ngroups = rank\nbatch_size = 32\n"
 
-static char *slurp(const char *dir, const char *name, int64_t *n) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *d = NULL;
-    int64_t len = 0;
-    if (lt_file_read(path, 0, &d, &len) != LT_OK) return NULL;
-    if (n) *n = len;
-    return d;
-}
 
 /* Files a and b in two directories are byte for byte equal. */
 static int same_file(const char *da, const char *db, const char *name) {
     int64_t na, nb;
-    char *a = slurp(da, name, &na), *b = slurp(db, name, &nb);
+    char *a = tu_slurp(da, name, &na), *b = tu_slurp(db, name, &nb);
     int same = a && b && na == nb && !memcmp(a, b, (size_t)na);
     if (!same) lt_test_fail(__FILE__, __LINE__, "%s differs between %s and %s (%lld vs %lld bytes)", name, da, db,
                             a ? (long long)na : -1LL, b ? (long long)nb : -1LL);
@@ -191,7 +182,7 @@ static int same_file(const char *da, const char *db, const char *name) {
 
 static int count_lines(const char *dir, const char *name) {
     int64_t n;
-    char *d = slurp(dir, name, &n);
+    char *d = tu_slurp(dir, name, &n);
     if (!d) return -1;
     int lines = 0;
     for (int64_t i = 0; i < n; i++) lines += d[i] == '\n';
@@ -240,7 +231,7 @@ TEST(train_end_to_end_on_generated_data) {
 
     /* the run directory */
     CHECK_EQ_INT(count_lines(dir, "log.jsonl"), 3);
-    char *cfg = slurp(dir, "config.ini", NULL);
+    char *cfg = tu_slurp(dir, "config.ini", NULL);
     CHECK(cfg && strstr(cfg, "[stage1]") && strstr(cfg, "threads = "));
     lt_free(cfg);
     char path[800];
@@ -500,7 +491,7 @@ TEST(train_existing_run_dir_needs_force) {
     REQUIRE_OK(run(TINY_RECIPE, one, 1, &g, dir, 0, 0, 0, &out));
     lt_train_outcome_free(&out);
     int64_t n0;
-    char *before = slurp(dir, "stage1.safetensors", &n0);
+    char *before = tu_slurp(dir, "stage1.safetensors", &n0);
     REQUIRE(before != NULL);
     /* a user file in the directory must survive --force */
     char p[800];
@@ -515,14 +506,14 @@ TEST(train_existing_run_dir_needs_force) {
     CHECK(strstr(lt_last_error(), "--force") != NULL);
     same_file(dir, dir, "stage1.safetensors");
     int64_t n1;
-    char *after = slurp(dir, "stage1.safetensors", &n1);
+    char *after = tu_slurp(dir, "stage1.safetensors", &n1);
     CHECK(after && n1 == n0 && !memcmp(before, after, (size_t)n0));
     CHECK_EQ_INT(count_lines(dir, "log.jsonl"), 1);
     lt_free(after);
     /* --force replaces the run: the same recipe gives the same bytes (determinism) */
     REQUIRE_OK(run(TINY_RECIPE, one, 1, &g, dir, 0, 1, 0, &out));
     lt_train_outcome_free(&out);
-    after = slurp(dir, "stage1.safetensors", &n1);
+    after = tu_slurp(dir, "stage1.safetensors", &n1);
     CHECK(after && n1 == n0 && !memcmp(before, after, (size_t)n0));
     CHECK(lt_path_exists(p));
     lt_free(after);
