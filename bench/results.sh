@@ -85,6 +85,15 @@ overrides() {  # --set arguments for recipe $1 on $data
 }
 
 run_one() {  # recipe seed
+  if [ "$1" = wb/wd ]; then
+    mkdir -p "$root/runs/results"
+    ( flock 9; run_inner "$1" "$2" ) 9>"$root/runs/results/.wd-$data-$impl-$2.lock"
+  else
+    run_inner "$1" "$2"
+  fi
+}
+
+run_inner() {  # recipe seed
   local r="$1" s="$2"
   local rec="$here/results/$data/$impl/$r/seed$s.json"
   local dir="$root/runs/results/$data/$impl/$r/seed$s"
@@ -97,7 +106,10 @@ run_one() {  # recipe seed
       echo "results.sh: $r: [stage1] differs from wb/wd's; run it on its own" >&2; return 1
     fi
     from="$root/runs/results/$data/$impl/wb/wd/seed$s/stage1.safetensors"
-    if [ ! -f "$from" ]; then run_one wb/wd "$s" || return 1; fi
+    # wb/wd of this seed may be running in another lane: wait for it (or run it) under
+    # its lock, so that one process trains it
+    ( flock 9; [ -f "$here/results/$data/$impl/wb/wd/seed$s.json" ] || run_inner wb/wd "$s" ) \
+      9>"$root/runs/results/.wd-$data-$impl-$s.lock" || return 1
     args="$args --set model.init=$from --set stage1.epochs=0"
   fi
   mkdir -p "$dir" "$(dirname "$rec")"
@@ -119,25 +131,29 @@ run_one() {  # recipe seed
     --impl "$impl" --seconds $(( $(date +%s) - t0 )) ${from:+--stage1-from "wb/wd seed $s"}
   echo "[$(date +%H:%M:%S)] done  $data $impl $r seed $s ($(( $(date +%s) - t0 )) s)"
 }
-export -f run_one overrides is_shared stage1_keys
+export -f run_one run_inner overrides is_shared stage1_keys
 export root here data impl threads LONGTAIL PYTHON
 export shares_wd_list="${shares_wd[*]}"
 
-# Independent runs first (wb/wd among them: the shared stage 1), then the recipes that
-# start from wb/wd's stage 1; seeds interleaved so that every recipe gets its first seed
-# early.
-phase() {  # 1: independent, 2: shared
+# Per seed: wb/wd (the shared stage 1) and wb/naive side by side, then the recipes that
+# start from wb/wd's stage 1 (a stage 2 only: minutes), then the rest; seed 0 of every
+# recipe before seed 1.
+order() {
   local s r
   for s in ${seeds//,/ }; do
+    for r in wb/wd wb/naive; do
+      for x in "${recipes[@]}"; do [ "$x" = "$r" ] && echo "$r $s"; done
+    done
     for r in "${recipes[@]}"; do
-      if [ "$impl" = longtail ] && is_shared "$r"; then [ "$1" = 2 ] && echo "$r $s"
-      else [ "$1" = 1 ] && echo "$r $s"; fi
+      if [ "$impl" = longtail ] && is_shared "$r"; then echo "$r $s"; fi
+    done
+    for r in "${recipes[@]}"; do
+      case "$r" in wb/wd|wb/naive) continue ;; esac
+      if [ "$impl" = longtail ] && is_shared "$r"; then continue; fi
+      echo "$r $s"
     done
   done
   return 0
 }
-status=0
-for p in 1 2; do
-  phase $p | xargs -r -P "$jobs" -L 1 bash -c 'shares_wd=($shares_wd_list); run_one "$0" "$1"' || status=1
-done
-exit $status
+mkdir -p "$root/runs/results"
+order | xargs -r -P "$jobs" -L 1 bash -c 'shares_wd=($shares_wd_list); run_one "$0" "$1"'
