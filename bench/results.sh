@@ -101,7 +101,7 @@ run_inner() {  # recipe seed
   local f="$root/configs/$r.fmnist.ini"
   local args; args=$(overrides "$r")
   local from=""
-  if [ "$impl" = longtail ] && is_shared "$r"; then
+  if is_shared "$r"; then
     if ! diff <(stage1_keys "$f") <(stage1_keys "$root/configs/wb/wd.fmnist.ini") >/dev/null; then
       echo "results.sh: $r: [stage1] differs from wb/wd's; run it on its own" >&2; return 1
     fi
@@ -145,11 +145,11 @@ order() {
       for x in "${recipes[@]}"; do [ "$x" = "$r" ] && echo "$r $s"; done
     done
     for r in "${recipes[@]}"; do
-      if [ "$impl" = longtail ] && is_shared "$r"; then echo "$r $s"; fi
+      if is_shared "$r"; then echo "$r $s"; fi
     done
     for r in "${recipes[@]}"; do
       case "$r" in wb/wd|wb/naive) continue ;; esac
-      if [ "$impl" = longtail ] && is_shared "$r"; then continue; fi
+      if is_shared "$r"; then continue; fi
       echo "$r $s"
     done
   done

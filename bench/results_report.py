@@ -40,7 +40,7 @@ ROWS = [  # (recipe, row label) in table order: issue 5 (weight balancing), issu
     ("losses/cb_focal", "CB focal"),
     ("losses/ldam_drw", "LDAM-DRW"),
     ("losses/balanced_softmax", "balanced softmax"),
-    ("losses/la_loss", "logit-adjusted loss"),
+    ("losses/la_loss", "logit-adjusted loss, τ = 1 (the published default: the same loss as balanced softmax, so the same numbers)"),
     ("losses/eql", "EQL (sigmoid)"),
     ("losses/seql", "softmax EQL"),
     ("losses/las", "MiSLAS-style LAS (2 stages)"),

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
+from fx_common import save as save_safetensors  # noqa: E402
 from fx_resnet import ResNetCifar  # noqa: E402
 
 FLT_MIN = 1.1754943508222875e-38
@@ -601,6 +602,8 @@ def load_init(model, path):
         if tuple(a.shape) != tuple(v.shape):
             if a.ndim == 4 and tuple(a.transpose(0, 3, 1, 2).shape) == tuple(v.shape):
                 a = a.transpose(0, 3, 1, 2)  # OHWI -> OIHW
+            elif v.dim() == 0 and a.size == 1:
+                a = a.reshape(())  # a scalar saved as shape [1] (tests/fixtures/fx_common.save)
             else:
                 raise RecipeError(f"model.init: {path}: {k} has shape {a.shape}, the model {tuple(v.shape)}")
         new[k] = torch.from_numpy(np.ascontiguousarray(a)).to(v.dtype)
@@ -1100,6 +1103,10 @@ def run(R, D, seed, threads, out):
         entry.update(test)
         entry["val"] = val
         stages_out.append(entry)
+        # the stage's model as longtail writes it (a later recipe can start from it with
+        # model.init: bench/results.sh shares wb/wd's stage 1 this way)
+        save_safetensors(os.path.join(out, f"stage{k + 1}.safetensors"), model.state_dict(),
+                         {"stage": str(k + 1), "selected_epoch": str(selected + 1), "seed": str(seed)})
         metrics_doc["finished"] = k == len(R["stages"]) - 1
         write_json_atomic(os.path.join(out, "metrics.json"), metrics_doc)
         f3 = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
