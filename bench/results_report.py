@@ -187,8 +187,10 @@ def parity(out, recs, data):
     out.append("")
     for recipe, d, a, b, ok in rows:
         sd = lambda st: "n/a" if st[2] < 2 else f"{st[1]:.2f}"  # noqa: E731
+        _, v = diff_txt(a, b)
+        z = f"; Δ = {abs(d) / v[1]:.1f} s.e. of the difference" if v and v[2] > 1 and v[1] > 0 else ""
         out.append(f"- `{recipe}`: Δ {d:+.2f} (std longtail {sd(a)} over {a[2]} seed{'s' * (a[2] > 1)}, "
-                   f"PyTorch {sd(b)} over {b[2]}) — {'parity' if ok else 'NOT within'}")
+                   f"PyTorch {sd(b)} over {b[2]}{z}) — {'parity' if ok else 'NOT within'}")
 
 
 def main():
