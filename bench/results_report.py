@@ -141,7 +141,7 @@ def verdict(d, se, n, sign):
         return "yes"
     if d * sign < -2 * se:
         return "no: reversed"
-    return "not resolved (|Δ| < 2 s.e.)"
+    return "not resolved (Δ within 2 s.e.)"
 
 
 def table(out, recs, data):
