@@ -93,9 +93,9 @@ run_one() {  # recipe seed
   fi
 }
 
-run_inner() {  # recipe seed
+run_inner() {  # recipe seed [record path]
   local r="$1" s="$2"
-  local rec="$here/results/$data/$impl/$r/seed$s.json"
+  local rec="${3:-$here/results/$data/$impl/$r/seed$s.json}"
   local dir="$root/runs/results/$data/$impl/$r/seed$s"
   [ -f "$rec" ] && return 0
   local f="$root/configs/$r.fmnist.ini"
@@ -108,7 +108,11 @@ run_inner() {  # recipe seed
     from="$root/runs/results/$data/$impl/wb/wd/seed$s/stage1.safetensors"
     # wb/wd of this seed may be running in another lane: wait for it (or run it) under
     # its lock, so that one process trains it
-    ( flock 9; [ -f "$here/results/$data/$impl/wb/wd/seed$s.json" ] || run_inner wb/wd "$s" ) \
+    # A recorded wb/wd whose checkpoint is gone (a fresh clone: runs/ is not committed) is
+    # trained again and must match its record.
+    ( flock 9
+      if [ ! -f "$here/results/$data/$impl/wb/wd/seed$s.json" ]; then run_inner wb/wd "$s"
+      elif [ ! -f "$from" ]; then regen_wd "$s"; fi ) \
       9>"$root/runs/results/.wd-$data-$impl-$s.lock" || return 1
     args="$args --set model.init=$from --set stage1.epochs=0"
   fi
@@ -131,7 +135,21 @@ run_inner() {  # recipe seed
     --impl "$impl" --seconds $(( $(date +%s) - t0 )) ${from:+--stage1-from "wb/wd seed $s"}
   echo "[$(date +%H:%M:%S)] done  $data $impl $r seed $s ($(( $(date +%s) - t0 )) s)"
 }
-export -f run_one run_inner overrides is_shared stage1_keys
+regen_wd() {  # seed: wb/wd's stage 1 again, checked against the committed record
+  local s="$1" rec="$here/results/$data/$impl/wb/wd/seed$1.json"
+  local again="$root/runs/results/$data/$impl/wb/wd/seed$s/again.json"
+  rm -f "$again"
+  echo "[$(date +%H:%M:%S)] wb/wd seed $s: checkpoint missing, training it again"
+  run_inner wb/wd "$s" "$again" || return 1
+  "$PYTHON" - "$rec" "$again" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+key = lambda r: [(st["selected_epoch"], st["top1"], st["many"], st["medium"], st["few"]) for st in r["stages"]]
+if key(a) != key(b):
+    sys.exit(f"results.sh: wb/wd trained again differs from its record {sys.argv[1]}: {key(b)} vs {key(a)}")
+EOF
+}
+export -f run_one run_inner regen_wd overrides is_shared stage1_keys
 export root here data impl threads LONGTAIL PYTHON
 export shares_wd_list="${shares_wd[*]}"
 

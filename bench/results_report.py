@@ -28,8 +28,8 @@ ROWS = [  # (recipe, row label) in table order: issue 5 (weight balancing), issu
     ("wb/wd_l2norm", "CE + WD, L2-normalized classifier"),
     ("wb/wd_taunorm", "CE + WD, τ-norm (τ on validation)"),
     ("wb/wd_cb_wd_maxnorm", "WB: WD, then CB + WD + MaxNorm"),
-    ("iwb/nc", "IWB: NC"),
-    ("iwb/nc_hc", "IWB: NC + HC"),
+    ("iwb/nc", "IWB: NC + CB (the NC-only ablation row)"),
+    ("iwb/nc_hc", "IWB: NC + HC (base loss CE)"),
     ("iwb/nc_hc_cb", "IWB: NC + HC + CB"),
     ("iwb/mse", "IWB: MSE ablation"),
     ("hs24/wd_fr_etf_multla", "WD + FR + ETF, multiplicative LA"),
@@ -71,7 +71,7 @@ EFFECTS = [
     ("WB stage 2 raises Few", "wb/wd_cb_wd_maxnorm", "wb/wd", "few", +1, "Alshammari et al. 2022, Table 2"),
     ("τ-norm raises Few over WD alone", "wb/wd_taunorm", "wb/wd", "few", +1, "Kang et al. 2020; Alshammari et al. 2022"),
     ("IWB (NC + HC + CB) beats WB", "iwb/nc_hc_cb", "wb/wd_cb_wd_maxnorm", "top1", +1, "the IWB paper, main table"),
-    ("HC adds to NC", "iwb/nc_hc", "iwb/nc", "top1", +1, "the IWB paper, ablation"),
+    ("HC adds to NC (both with the CB loss)", "iwb/nc_hc_cb", "iwb/nc", "top1", +1, "the IWB paper, Table 3"),
     ("WD + FR + ETF + multiplicative LA beats WB", "hs24/wd_fr_etf_multla", "wb/wd_cb_wd_maxnorm", "top1", +1,
      "Hasegawa & Sato, ICLR 2024, Table 4"),
     ("cRT raises Few over its stage 1", "decouple/crt", "wb/wd", "few", +1, "Kang et al. 2020"),
@@ -237,12 +237,12 @@ def main():
     for data, title, _ in DATA:
         for impl in ("longtail", "torch"):
             counts = {recipe: len(recs.get((data, impl, recipe), [])) for recipe, _ in ROWS}
-            short = [f"`{r}` ({n})" for r, n in counts.items() if n < 3]
+            short = [f"`{r}` ({n} of 3)" for r, n in counts.items() if n < 3]
             if short:
                 gaps += 1
                 done = sum(n >= 3 for n in counts.values())
                 out.append(f"- {title}, {'longtail' if impl == 'longtail' else 'PyTorch reference'}: "
-                           f"{done} of {len(ROWS)} recipes have 3 seeds; seeds recorded for the others: "
+                           f"{done} of {len(ROWS)} recipes have 3 seeds; the others (seeds recorded): "
                            + ", ".join(short))
     if not gaps:
         out.append("Nothing: every cell has 3 seeds.")

@@ -29,6 +29,7 @@ longtail statistically, not bit for bit.
 """
 import argparse
 import copy
+import fnmatch
 import gzip
 import json
 import math
@@ -330,6 +331,21 @@ def read_stage(S, R):
         if any(not x for x in items):
             raise S.err("train", f"expected all, classifier or a comma list of prefixes, got '{tv}'")
         st["train"] = ["fc" if x == "classifier" else x for x in items]
+    # weight_decay_groups = SELECTOR:VALUE, ... (a name prefix, or a glob with '*'; last match wins)
+    st["wd_groups"] = []
+    wg = S.str("weight_decay_groups", "")
+    for item in (wg.split(",") if wg.strip() else []):
+        sel, colon, val = item.partition(":")
+        sel = sel.strip()
+        try:
+            x = float(val)
+        except ValueError:
+            x = float("nan")
+        if not colon or not sel or not (x >= 0 and math.isfinite(x)):
+            raise S.err("weight_decay_groups", f"expected a comma-separated list of SELECTOR:VALUE, got '{wg}'")
+        st["wd_groups"].append(("fc" if sel == "classifier" else sel, x))
+    if len(st["wd_groups"]) > 6:
+        raise S.err("weight_decay_groups", "more than 6 items")
     st["reinit_classifier"] = S.bool("reinit_classifier", False)
     st["bn"] = S.enum("bn", "train", ["train", "frozen", "stats_only"])
 
@@ -933,6 +949,30 @@ def train_mode(model, st):
                 mod.eval()
 
 
+def wd_sel_matches(name, sel):
+    if "*" in sel:
+        return fnmatch.fnmatchcase(name, sel)
+    return name == sel or name.startswith(sel + ".") or sel.endswith(".") and name.startswith(sel)
+
+
+def param_groups(st, model):
+    """The trainable parameters in optimizer groups: the stage's weight_decay, or the value
+    of the last weight_decay_groups item whose selector matches the name."""
+    for sel, _ in st["wd_groups"]:
+        if not any(wd_sel_matches(n, sel) for n, _ in model.named_parameters()):
+            raise RecipeError(f"{st['name']}.weight_decay_groups: '{sel}' matches no parameter of the model")
+    groups = {}
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        wd = st["weight_decay"]
+        for sel, x in st["wd_groups"]:
+            if wd_sel_matches(n, sel):
+                wd = x
+        groups.setdefault(wd, []).append(p)
+    return [{"params": ps, "weight_decay": wd} for wd, ps in groups.items()]
+
+
 def make_optimizer(st, params):
     if st["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=st["lr"], momentum=st["momentum"], weight_decay=st["weight_decay"],
@@ -1012,7 +1052,7 @@ def run(R, D, seed, threads, out):
             else:
                 nr = model.fc.weight.detach().double().norm(dim=1)
                 radius = float(nr.min() + st["maxnorm_t"] * (nr.max() - nr.min()))
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = param_groups(st, model)
         opt = make_optimizer(st, params) if params else None
         n = len(ytr)
         bs = st["batch_size"]

@@ -354,21 +354,49 @@ TEST(train_classifier_stage_keeps_backbone) {
     char p1[800], p2[800];
     snprintf(p1, sizeof p1, "%s/stage1.safetensors", dir);
     snprintf(p2, sizeof p2, "%s/stage2.safetensors", dir);
-    lt_safetensors *a, *b;
-    REQUIRE_OK(lt_safetensors_load(p1, &a));
-    REQUIRE_OK(lt_safetensors_load(p2, &b));
-    int fc_changed = 0, other_changed = 0;
-    for (int64_t i = 0; i < lt_safetensors_count(a); i++) {
-        const lt_st_entry *ea = lt_safetensors_entry(a, i), *eb = lt_safetensors_find(b, ea->name);
-        REQUIRE(eb != NULL && eb->nbytes == ea->nbytes);
-        int diff = memcmp(lt_safetensors_data(a, ea), lt_safetensors_data(b, eb), (size_t)ea->nbytes) != 0;
-        if (!strncmp(ea->name, "fc.", 3)) fc_changed += diff;
-        else other_changed += diff;
-    }
+    int fc_changed = -1, other_changed = -1;
+    CHECK(tu_ckpt_diff(p1, p2, "fc.", &fc_changed, &other_changed));
     CHECK_EQ_INT(fc_changed, 2);
     CHECK_EQ_INT(other_changed, 0);   /* weights, BN statistics and counters all unchanged */
-    lt_safetensors_free(a);
-    lt_safetensors_free(b);
+    tu_gen_free(&g);
+}
+
+/* cRT: reinit_classifier re-draws the head at the start of the stage (Kaiming-normal rows,
+ * bias U(-1/sqrt(D), 1/sqrt(D))); without it a 0-epoch stage keeps stage 1's head. */
+TEST(train_crt_reinitializes_classifier) {
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "quadrant"));
+    for (int reinit = 0; reinit < 2; reinit++) {
+        const char *dir = subdir(reinit ? "crt_reinit" : "crt_keep");
+        const char *sets[] = {"stage1.epochs=1", "stage2.epochs=0",
+                              reinit ? "stage2.reinit_classifier=true" : "stage2.reinit_classifier=false"};
+        lt_train_outcome out;
+        REQUIRE_OK(run(TWO_STAGE_RECIPE, sets, 3, &g, dir, 0, 0, 0, &out));
+        lt_train_outcome_free(&out);
+        char p1[800], p2[800];
+        snprintf(p1, sizeof p1, "%s/stage1.safetensors", dir);
+        snprintf(p2, sizeof p2, "%s/stage2.safetensors", dir);
+        int fc_changed = -1, other_changed = -1;
+        CHECK(tu_ckpt_diff(p1, p2, "fc.", &fc_changed, &other_changed));
+        CHECK_EQ_INT(other_changed, 0);
+        CHECK_EQ_INT(fc_changed, reinit ? 2 : 0);
+        lt_safetensors *b;
+        REQUIRE_OK(lt_safetensors_load(p2, &b));
+        if (reinit) {
+            const lt_st_entry *w = lt_safetensors_find(b, "fc.weight"), *bias = lt_safetensors_find(b, "fc.bias");
+            REQUIRE(w && bias);
+            int64_t n = w->shape[0] * w->shape[1];
+            const float *x = (const float *)lt_safetensors_data(b, w);
+            double ss = 0;
+            for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+            double want = sqrt(2.0 / (double)w->shape[1]), got = sqrt(ss / (double)n);
+            CHECK(fabs(got / want - 1.0) < 0.25);   /* n = 4 x 32 draws: the std is within 25% */
+            const float *bv = (const float *)lt_safetensors_data(b, bias);
+            double bound = 1.0 / sqrt((double)w->shape[1]);
+            for (int64_t c = 0; c < bias->shape[0]; c++) CHECK(fabs(bv[c]) <= bound);
+        }
+        lt_safetensors_free(b);
+    }
     tu_gen_free(&g);
 }
 

@@ -141,3 +141,24 @@ void tu_gen_free(tu_gen *g) {
     lt_dataset_free(&g->val);
     lt_dataset_free(&g->test);
 }
+
+/* Counts the tensors that differ between two checkpoints: those whose name starts with
+ * `prefix` into *in, the others into *out. */
+int tu_ckpt_diff(const char *p1, const char *p2, const char *prefix, int *in, int *out) {
+    lt_safetensors *a, *b;
+    if (lt_safetensors_load(p1, &a)) return 0;
+    if (lt_safetensors_load(p2, &b)) { lt_safetensors_free(a); return 0; }
+    *in = *out = 0;
+    int ok = 1;
+    size_t pl = strlen(prefix);
+    for (int64_t i = 0; i < lt_safetensors_count(a); i++) {
+        const lt_st_entry *ea = lt_safetensors_entry(a, i), *eb = lt_safetensors_find(b, ea->name);
+        if (!eb || eb->nbytes != ea->nbytes) { ok = 0; continue; }
+        int diff = memcmp(lt_safetensors_data(a, ea), lt_safetensors_data(b, eb), (size_t)ea->nbytes) != 0;
+        if (!strncmp(ea->name, prefix, pl)) *in += diff;
+        else *out += diff;
+    }
+    lt_safetensors_free(a);
+    lt_safetensors_free(b);
+    return ok;
+}

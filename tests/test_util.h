@@ -49,6 +49,10 @@ int tu_gradcheck_ok_at(const char *file, int line, const char *name, lt_status s
 /* Contents of dir/name (NUL-terminated by lt_file_read), its length in *n if n is not NULL;
  * NULL if it cannot be read. Free with lt_free. */
 char *tu_slurp(const char *dir, const char *name, int64_t *n);
+/* Counts the tensors that differ between checkpoints p1 and p2: those whose name starts
+ * with prefix into *in, the others into *out; 0 if a file cannot be read or a tensor is
+ * missing or resized. */
+int tu_ckpt_diff(const char *p1, const char *p2, const char *prefix, int *in, int *out);
 
 /* counts[k] images of class k (k = 0..3), pixel noise from stream LT_STREAM_TEST of seed;
  * class k is named "<name_prefix><k>". */

@@ -138,7 +138,6 @@ TEST(wb_maxnorm_projection_and_radius) {
     CHECK_NEAR(r, 1.0 + 0.25 * (13.0 - 1.0), 1e-12);   /* min + t (max - min) = 4 */
     CHECK_NEAR(lt_maxnorm_radius(w, 4, 2, 0.0), 1.0, 1e-12);
     CHECK_NEAR(lt_maxnorm_radius(w, 4, 2, 1.0), 13.0, 1e-12);
-    float bias[4] = {7, -7, 7, -7};
     int64_t n = lt_maxnorm_project(w, 4, 2, r);
     CHECK_EQ_INT(n, 2);
     for (int c = 0; c < 4; c++) {
@@ -151,7 +150,6 @@ TEST(wb_maxnorm_projection_and_radius) {
             CHECK(w[2 * c] == before[2 * c] && w[2 * c + 1] == before[2 * c + 1]);   /* bit-identical */
         }
     }
-    CHECK(bias[0] == 7 && bias[1] == -7);   /* the bias is not an argument: untouched by construction */
     /* projecting again changes nothing beyond rounding */
     CHECK_EQ_INT(lt_maxnorm_project(w, 4, 2, r + 1e-6), 0);
 }
@@ -279,27 +277,6 @@ static lt_status wb_run(const char *text, const char *const *sets, int n_sets, t
     "bn = frozen\nmaxnorm = true\nmaxnorm_t = 0.1\nposthoc = taunorm\nselect = last\n"            \
     "[eval]\ngroups = rank\nbatch_size = 32\n"
 
-/* Counts the tensors that differ between two checkpoints: those whose name starts with
- * `prefix` into *in, the others into *out. */
-static int ckpt_diff(const char *p1, const char *p2, const char *prefix, int *in, int *out) {
-    lt_safetensors *a, *b;
-    if (lt_safetensors_load(p1, &a)) return 0;
-    if (lt_safetensors_load(p2, &b)) { lt_safetensors_free(a); return 0; }
-    *in = *out = 0;
-    int ok = 1;
-    size_t pl = strlen(prefix);
-    for (int64_t i = 0; i < lt_safetensors_count(a); i++) {
-        const lt_st_entry *ea = lt_safetensors_entry(a, i), *eb = lt_safetensors_find(b, ea->name);
-        if (!eb || eb->nbytes != ea->nbytes) { ok = 0; continue; }
-        int diff = memcmp(lt_safetensors_data(a, ea), lt_safetensors_data(b, eb), (size_t)ea->nbytes) != 0;
-        if (!strncmp(ea->name, prefix, pl)) *in += diff;
-        else *out += diff;
-    }
-    lt_safetensors_free(a);
-    lt_safetensors_free(b);
-    return ok;
-}
-
 static const char *pathj(const char *dir, const char *name) {
     static char buf[4][900];
     static int k;
@@ -318,7 +295,7 @@ TEST(wb_two_stage_maxnorm_posthoc_analysis) {
     /* stage 2 trained only the classifier: everything else, BN running statistics and
      * counters included (bn = frozen), is bit-identical */
     int in = -1, out = -1;
-    CHECK(ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.", &in, &out));
+    CHECK(tu_ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.", &in, &out));
     CHECK_EQ_INT(in, 2);
     CHECK_EQ_INT(out, 0);
 
@@ -451,7 +428,7 @@ TEST(wb_etf_and_lws_stage2) {
     const char *dir = wb_dir("etf");
     REQUIRE_OK(wb_run(etf, NULL, 0, &g, dir, 0, 0, NULL));
     int in = -1, out = -1;
-    CHECK(ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.bias", &in, &out));
+    CHECK(tu_ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.bias", &in, &out));
     CHECK_EQ_INT(in, 1);
     CHECK_EQ_INT(out, 0);   /* fc.weight too */
     lt_model m;
@@ -479,7 +456,7 @@ TEST(wb_etf_and_lws_stage2) {
                       "select = last\nsampler = class_balanced\n[eval]\ngroups = rank\n";
     dir = wb_dir("lws");
     REQUIRE_OK(wb_run(lws, NULL, 0, &g, dir, 0, 0, NULL));
-    CHECK(ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.scales", &in, &out));
+    CHECK(tu_ckpt_diff(pathj(dir, "stage1.safetensors"), pathj(dir, "stage2.safetensors"), "fc.scales", &in, &out));
     CHECK_EQ_INT(in, 1);
     CHECK_EQ_INT(out, 0);
     tu_gen_free(&g);
@@ -535,6 +512,91 @@ TEST(wb_recipes_parse) {
             if (!lt_path_exists(path)) lt_test_fail(__FILE__, __LINE__, "missing recipe %s", path);
         }
     CHECK(parsed >= 24);
+}
+
+/* MaxNorm with an absolute radius: every classifier row ends inside it, and rows that
+ * started outside sit on it (projected after every step). */
+TEST(wb_maxnorm_absolute_radius) {
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "q"));
+    const char *text = "[data]\nnormalize = dataset\n[model]\narch = resnet8\nwidth = 0.5\n"
+                       "[stage1]\nepochs = 1\nbatch_size = 16\nlr = 0.05\nweight_decay = 5e-3\n"
+                       "[stage2]\nepochs = 1\nbatch_size = 16\nlr = 0.2\nweight_decay = 0\ntrain = classifier\n"
+                       "bn = frozen\nmaxnorm = true\nmaxnorm_radius = 0.05\nselect = last\n"
+                       "[eval]\ngroups = rank\nbatch_size = 32\n";
+    const char *dir = wb_dir("radius");
+    REQUIRE_OK(wb_run(text, NULL, 0, &g, dir, 0, 0, NULL));
+    lt_safetensors *s1, *s2;
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage1.safetensors"), &s1));
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &s2));
+    const lt_st_entry *w1 = lt_safetensors_find(s1, "fc.weight"), *w2 = lt_safetensors_find(s2, "fc.weight");
+    REQUIRE(w1 && w2);
+    int64_t C = w1->shape[0], D = w1->shape[1];
+    const float *a = (const float *)lt_safetensors_data(s1, w1), *w = (const float *)lt_safetensors_data(s2, w2);
+    REQUIRE(lt_maxnorm_radius(a, C, D, 0.0) > 0.05);   /* every row starts outside the radius */
+    for (int64_t c = 0; c < C; c++) {
+        double n = 0;
+        for (int64_t d = 0; d < D; d++) n += (double)w[c * D + d] * w[c * D + d];
+        CHECK_NEAR(sqrt(n), 0.05, 1e-6);
+    }
+    lt_safetensors_free(s1);
+    lt_safetensors_free(s2);
+    tu_gen_free(&g);
+}
+
+/* weight_decay_groups: a group's value replaces the stage's weight_decay for the weights it
+ * selects (prefix, the word classifier, or a glob; the last match wins); every run shares
+ * stage 1 (same seed), so stage-2 classifiers are compared bit for bit. */
+TEST(wb_weight_decay_groups) {
+    tu_gen g;
+    REQUIRE(tu_gen_init(&g, 25, "q"));
+    static const char *const variants[][3] = {
+        /* name, weight_decay, weight_decay_groups */
+        {"all03", "0.3", ""},
+        {"fc03", "0", "fc:0.3"},                    /* = all03: stage 2 trains fc only */
+        {"cls03", "0", "classifier:0.3"},           /* = fc03 */
+        {"glob03", "0", "fc.*:0.3"},                /* = fc03 */
+        {"all0", "0", ""},
+        {"fc0", "0.3", "fc:0"},                     /* = all0 */
+        {"last", "0.3", "fc:0.3, *.bias:0"},        /* bias without decay ... */
+        {"last2", "0.3", "fc.bias:0"},              /* ... = last */
+    };
+    enum { NV = sizeof variants / sizeof variants[0] };
+    char dirs[NV][700];   /* wb_dir gives a new folder each call */
+    for (int v = 0; v < NV; v++) {
+        char wd[64], grp[96];
+        snprintf(wd, sizeof wd, "stage2.weight_decay=%s", variants[v][1]);
+        snprintf(grp, sizeof grp, "stage2.weight_decay_groups=%s", variants[v][2]);
+        const char *sets[] = {"stage1.epochs=1", "stage2.epochs=1", "stage2.posthoc=none", "stage2.lr=0.5", wd, grp};
+        snprintf(dirs[v], sizeof dirs[v], "%s", wb_dir(variants[v][0]));
+        lt_status s = wb_run(WB_RECIPE, sets, variants[v][2][0] ? 6 : 5, &g, dirs[v], 0, 0, NULL);
+        if (s) lt_test_fail(__FILE__, __LINE__, "%s: %s", variants[v][0], lt_last_error());
+    }
+    /* same[i] = {a, b, expected equal} */
+    static const int pairs[][3] = {{0, 1, 1}, {1, 2, 1}, {1, 3, 1}, {4, 5, 1}, {6, 7, 1}, {0, 4, 0}, {0, 6, 0}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        const char *a = dirs[pairs[i][0]], *b = dirs[pairs[i][1]];
+        int in = -1, out = -1;
+        CHECK(tu_ckpt_diff(pathj(a, "stage2.safetensors"), pathj(b, "stage2.safetensors"), "fc.", &in, &out));
+        CHECK_EQ_INT(out, 0);   /* the backbone never trains in stage 2 */
+        if (pairs[i][2] && in != 0)
+            lt_test_fail(__FILE__, __LINE__, "%s and %s: %d classifier tensors differ, expected none",
+                         variants[pairs[i][0]][0], variants[pairs[i][1]][0], in);
+        if (!pairs[i][2] && in == 0)
+            lt_test_fail(__FILE__, __LINE__, "%s and %s: same classifier, expected the decay to change it",
+                         variants[pairs[i][0]][0], variants[pairs[i][1]][0]);
+    }
+    /* bad items name the key */
+    static const char *const bad[] = {"stage2.weight_decay_groups=nothere:0.1", "stage2.weight_decay_groups=fc",
+                                      "stage2.weight_decay_groups=fc:-1", "stage2.weight_decay_groups=:0.1",
+                                      "stage2.weight_decay_groups=fc:0.1,"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *sets[] = {"stage1.epochs=1", "stage2.epochs=1", bad[i]};
+        CHECK(wb_run(WB_RECIPE, sets, 3, &g, wb_dir("bad_wdg"), 0, 0, NULL) == LT_ERR_CONFIG);
+        if (!strstr(lt_last_error(), "stage2.weight_decay_groups"))
+            lt_test_fail(__FILE__, __LINE__, "%s: error does not name the key: %s", bad[i], lt_last_error());
+    }
+    tu_gen_free(&g);
 }
 
 TEST(wb_maxnorm_every_epoch_and_sweep_needs_validation) {

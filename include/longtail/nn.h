@@ -45,6 +45,7 @@ typedef struct lt_param {
     lt_tensor t;          /* the view; t.name is the PyTorch name, t.requires_grad = trainable */
     lt_param_kind kind;
     int group;            /* 0 .. LT_MAX_PARAM_GROUPS-1 (weights only) */
+    int home_group;       /* declared, or set by lt_params_set_group (a stage's groups start here) */
     int64_t offset;       /* element offset into data/grad (weights), buffers, or counters */
     int64_t *counter;     /* LT_PARAM_COUNTER only */
 } lt_param;

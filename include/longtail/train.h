@@ -43,6 +43,9 @@
 
 #define LT_MAX_STAGES 16
 #define LT_MAX_TRAIN_PREFIXES 16
+/* weight_decay_groups items: optimizer groups 2 .. LT_MAX_PARAM_GROUPS-1 (0 and 1 are
+ * the model's backbone and head, which keep the stage's weight_decay). */
+#define LT_MAX_WD_GROUPS 6
 
 /* ---------------------------------------------------------------- recipes */
 
@@ -135,6 +138,12 @@ typedef struct lt_stage_config {
     int train_all;
     int n_train_prefixes;
     const char *train_prefixes[LT_MAX_TRAIN_PREFIXES];
+    /* Weight decay per parameter group: the weights matched by wd_group_sel[i] (a name
+     * prefix as in train, or a glob with '*' such as *.bias) decay by wd_group_value[i]
+     * instead of the optimizer's weight_decay; the last matching item wins. */
+    int n_wd_groups;
+    const char *wd_group_sel[LT_MAX_WD_GROUPS];
+    double wd_group_value[LT_MAX_WD_GROUPS];
     int reinit_classifier;               /* re-draw the head at the start of the stage (cRT) */
     lt_bn_mode bn;
     lt_loss_kind loss;

@@ -234,6 +234,23 @@ static void read_model(reader *rd) {
     if (!rd->st && r->init && !r->init[0]) rd->st = bad(r, S, "init", "expected a checkpoint path, got an empty value");
 }
 
+/* A copy of p[0..n) that the recipe owns (freed with it); NULL (rd->st set) when out of memory. */
+static const char *own_str(reader *rd, const char *p, size_t n) {
+    lt_recipe *r = rd->r;
+    char *s = lt_malloc(n + 1);
+    char **grown = lt_realloc(r->owned, (size_t)(r->n_owned + 1) * sizeof *grown);
+    if (grown) r->owned = grown;
+    if (!s || !grown) {
+        lt_free(s);
+        rd->st = lt_error(LT_ERR_NOMEM, "recipe: out of memory");
+        return NULL;
+    }
+    memcpy(s, p, n);
+    s[n] = '\0';
+    r->owned[r->n_owned++] = s;
+    return s;
+}
+
 /* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
 static void read_train(reader *rd, const char *S, lt_stage_config *st) {
     lt_recipe *r = rd->r;
@@ -264,21 +281,54 @@ static void read_train(reader *rd, const char *S, lt_stage_config *st) {
         else if (n == 3 && !memcmp(p, "all", 3)) {
             rd->st = bad(r, S, "train", "'all' cannot be combined with prefixes");
             return;
-        } else {
-            char *s = lt_malloc(n + 1);
-            char **grown = lt_realloc(r->owned, (size_t)(r->n_owned + 1) * sizeof *grown);
-            if (grown) r->owned = grown;
-            if (!s || !grown) {
-                lt_free(s);
-                rd->st = lt_error(LT_ERR_NOMEM, "recipe: out of memory");
-                return;
-            }
-            memcpy(s, p, n);
-            s[n] = '\0';
-            r->owned[r->n_owned++] = s;
-            item = s;
+        } else if (!(item = own_str(rd, p, n))) {
+            return;
         }
         st->train_prefixes[st->n_train_prefixes++] = item;
+        if (!comma) break;
+        p = comma + 1;
+    }
+}
+
+/* weight_decay_groups = SELECTOR:VALUE, ...: SELECTOR is a parameter name prefix as in
+ * train (the word classifier = fc) or a glob with '*' (*.bias, *bn*); VALUE >= 0. */
+static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
+    lt_recipe *r = rd->r;
+    const char *v = get_str(rd, S, "weight_decay_groups", "");
+    st->n_wd_groups = 0;
+    if (rd->st || !*v) return;
+    for (const char *p = v;;) {
+        const char *comma = strchr(p, ',');
+        const char *item_end = comma ? comma : p + strlen(p);
+        const char *colon = memchr(p, ':', (size_t)(item_end - p));
+        const char *a = p, *b = colon ? colon : p;   /* the SELECTOR, trimmed */
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        char num[64];
+        char *end = NULL;
+        double x = NAN;
+        size_t nv = colon ? (size_t)(item_end - (colon + 1)) : 0;
+        if (colon && nv < sizeof num) {
+            memcpy(num, colon + 1, nv);
+            num[nv] = '\0';
+            x = strtod(num, &end);
+            while (end && isspace((unsigned char)*end)) end++;
+        }
+        if (!colon || a == b || !end || end == num || *end || !(x >= 0.0) || !isfinite(x)) {
+            rd->st = bad(r, S, "weight_decay_groups",
+                         "expected a comma-separated list of SELECTOR:VALUE (a parameter name prefix or a glob, "
+                         "and a weight decay >= 0, e.g. fc:0.1, *.bias:0), got '%s'", v);
+            return;
+        }
+        if (st->n_wd_groups == LT_MAX_WD_GROUPS) {
+            rd->st = bad(r, S, "weight_decay_groups", "more than %d items", LT_MAX_WD_GROUPS);
+            return;
+        }
+        size_t ns = (size_t)(b - a);
+        const char *sel = ns == 10 && !memcmp(a, "classifier", 10) ? "fc" : own_str(rd, a, ns);
+        if (!sel) return;
+        st->wd_group_sel[st->n_wd_groups] = sel;
+        st->wd_group_value[st->n_wd_groups++] = x;
         if (!comma) break;
         p = comma + 1;
     }
@@ -421,6 +471,7 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
     }
 
     read_train(rd, S, st);
+    read_wd_groups(rd, S, st);
     st->reinit_classifier = get_bool(rd, S, "reinit_classifier", 0);
     static const char *const bns[] = {"train", "frozen", "stats_only"};
     static const int bn_v[] = {LT_BN_TRAIN, LT_BN_FROZEN, LT_BN_STATS_ONLY};

@@ -22,6 +22,7 @@
 #include "longtail/ops.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -610,6 +611,49 @@ static lt_status log_epoch(trainer *t, const lt_stage_config *sc, int k, int64_t
     return s;
 }
 
+/* A weight_decay_groups selector: a glob when it has a '*', else a name prefix as in train. */
+static int wd_sel_matches(const char *name, const char *sel) {
+    return strchr(sel, '*') ? fnmatch(sel, name, 0) == 0 : lt_params_name_matches(name, sel);
+}
+
+/* LT_ERR_CONFIG naming the recipe line if one of a stage's selectors (train prefixes,
+ * weight_decay_groups) matches no weight of the model: fail before training. */
+static lt_status check_selectors(const trainer *t, const lt_stage_config *sc, const char *key, const char *const *sels,
+                                 int n, int (*match)(const char *, const char *), const char *examples) {
+    const lt_params *p = &t->model.params;
+    for (int i = 0; i < n; i++) {
+        int hit = 0;
+        for (int64_t e = 0; e < p->count && !hit; e++)
+            hit = p->items[e].kind == LT_PARAM_WEIGHT && match(p->items[e].t.name, sels[i]);
+        if (!hit) {
+            char w[300];
+            return lt_error(LT_ERR_CONFIG, "%s: %s.%s: '%s' matches no parameter of the model (e.g. %s)",
+                            lt_recipe_where(t->r, sc->name, key, w, sizeof w), sc->name, key, sels[i], examples);
+        }
+    }
+    return LT_OK;
+}
+
+/* weight_decay_groups: every weight starts in its home group (backbone / head, which decay
+ * by the stage's weight_decay); the last item whose selector matches it moves it to the
+ * optimizer group 2 + i, which decays by that item's value. */
+static lt_status set_wd_groups(trainer *t, const lt_stage_config *sc) {
+    _Static_assert(LT_MAX_WD_GROUPS + 2 == LT_MAX_PARAM_GROUPS, "weight_decay_groups use groups 2 .. max-1");
+    lt_params *p = &t->model.params;
+    for (int64_t e = 0; e < p->count; e++) {
+        lt_param *q = &p->items[e];
+        if (q->kind != LT_PARAM_WEIGHT) continue;
+        q->group = q->home_group;
+        for (int i = 0; i < sc->n_wd_groups; i++)
+            if (wd_sel_matches(q->t.name, sc->wd_group_sel[i])) q->group = 2 + i;
+    }
+    for (int i = 0; i < sc->n_wd_groups; i++) {
+        lt_status s = lt_optim_set_group(&t->optim, 2 + i, (float)sc->wd_group_value[i], 1.0f);
+        if (s) return s;
+    }
+    return LT_OK;
+}
+
 static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *resume_st) {
     const lt_recipe *r = t->r;
     const lt_stage_config *sc = &r->stages[k];
@@ -648,6 +692,8 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     s = lt_optim_init(&t->optim, p, &sc->optim);
     if (s) return s;
     t->have_optim = 1;
+    s = set_wd_groups(t, sc);
+    if (s) return s;
     if (mid_stage && resume_st) {
         s = lt_ckpt_read_optim(resume_st, &t->optim);
         if (s) return s;
@@ -864,17 +910,11 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
     /* Every stage's prefixes must name parameters of this model: fail before training. */
     for (int k = 0; k < r->n_stages && !s; k++) {
         const lt_stage_config *sc = &r->stages[k];
-        for (int i = 0; i < sc->n_train_prefixes && !s; i++) {
-            int hit = 0;
-            for (int64_t e = 0; e < t->model.params.count && !hit; e++)
-                hit = t->model.params.items[e].kind == LT_PARAM_WEIGHT &&
-                      lt_params_name_matches(t->model.params.items[e].t.name, sc->train_prefixes[i]);
-            if (!hit) {
-                char w[300];
-                s = lt_error(LT_ERR_CONFIG, "%s: %s.train: '%s' matches no parameter of the model (e.g. conv1, layer3, fc)",
-                             lt_recipe_where(r, sc->name, "train", w, sizeof w), sc->name, sc->train_prefixes[i]);
-            }
-        }
+        s = check_selectors(t, sc, "train", sc->train_prefixes, sc->n_train_prefixes, lt_params_name_matches,
+                            "conv1, layer3, fc");
+        if (!s)
+            s = check_selectors(t, sc, "weight_decay_groups", sc->wd_group_sel, sc->n_wd_groups, wd_sel_matches,
+                                "fc, layer3, *.bias");
     }
 
     lt_safetensors *resume_st = NULL;

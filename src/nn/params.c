@@ -64,6 +64,7 @@ lt_status lt_params_add(lt_params *p, const char *name, lt_param_kind kind, int 
     e->t.name = nm;
     e->kind = kind;
     e->group = kind == LT_PARAM_WEIGHT ? group : 0;
+    e->home_group = e->group;
     switch (kind) {
     case LT_PARAM_WEIGHT:
         e->offset = p->n_data;
@@ -168,7 +169,7 @@ lt_status lt_params_set_group(lt_params *p, const char *prefix, int group) {
     for (int64_t i = 0; i < p->count; i++) {
         lt_param *e = &p->items[i];
         if (e->kind != LT_PARAM_WEIGHT || !lt_params_name_matches(e->t.name, prefix)) continue;
-        e->group = group;
+        e->group = e->home_group = group;
         hit++;
     }
     if (!hit) return lt_error(LT_ERR_ARG, "params: no parameter matches '%s'", prefix);
