@@ -344,6 +344,15 @@ TEST(train_resume_is_byte_identical) {
     tu_gen_free(&g);
 }
 
+/* Tensors that differ between dir's stage-1 and stage-2 checkpoints: fc.* into *fc, the
+ * others into *other (tu_ckpt_diff). */
+static int stage_diff(const char *dir, int *fc, int *other) {
+    char p1[800], p2[800];
+    snprintf(p1, sizeof p1, "%s/stage1.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/stage2.safetensors", dir);
+    return tu_ckpt_diff(p1, p2, "fc.", fc, other);
+}
+
 TEST(train_classifier_stage_keeps_backbone) {
     tu_gen g;
     REQUIRE(tu_gen_init(&g, 25, "quadrant"));
@@ -351,11 +360,8 @@ TEST(train_classifier_stage_keeps_backbone) {
     lt_train_outcome out;
     REQUIRE_OK(run(TWO_STAGE_RECIPE, NULL, 0, &g, dir, 0, 0, 0, &out));
     lt_train_outcome_free(&out);
-    char p1[800], p2[800];
-    snprintf(p1, sizeof p1, "%s/stage1.safetensors", dir);
-    snprintf(p2, sizeof p2, "%s/stage2.safetensors", dir);
     int fc_changed = -1, other_changed = -1;
-    CHECK(tu_ckpt_diff(p1, p2, "fc.", &fc_changed, &other_changed));
+    CHECK(stage_diff(dir, &fc_changed, &other_changed));
     CHECK_EQ_INT(fc_changed, 2);
     CHECK_EQ_INT(other_changed, 0);   /* weights, BN statistics and counters all unchanged */
     tu_gen_free(&g);
@@ -373,13 +379,12 @@ TEST(train_crt_reinitializes_classifier) {
         lt_train_outcome out;
         REQUIRE_OK(run(TWO_STAGE_RECIPE, sets, 3, &g, dir, 0, 0, 0, &out));
         lt_train_outcome_free(&out);
-        char p1[800], p2[800];
-        snprintf(p1, sizeof p1, "%s/stage1.safetensors", dir);
-        snprintf(p2, sizeof p2, "%s/stage2.safetensors", dir);
         int fc_changed = -1, other_changed = -1;
-        CHECK(tu_ckpt_diff(p1, p2, "fc.", &fc_changed, &other_changed));
+        CHECK(stage_diff(dir, &fc_changed, &other_changed));
         CHECK_EQ_INT(other_changed, 0);
         CHECK_EQ_INT(fc_changed, reinit ? 2 : 0);
+        char p2[800];
+        snprintf(p2, sizeof p2, "%s/stage2.safetensors", dir);
         lt_safetensors *b;
         REQUIRE_OK(lt_safetensors_load(p2, &b));
         if (reinit) {

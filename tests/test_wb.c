@@ -514,6 +514,31 @@ TEST(wb_recipes_parse) {
     CHECK(parsed >= 24);
 }
 
+/* The classifier row norms of dir/stage2.safetensors into norms[0..C) and, in *stage1_min,
+ * the smallest row norm of dir/stage1.safetensors; returns C, or 0 if unreadable / C > cap. */
+static int64_t stage2_row_norms(const char *dir, double *stage1_min, double *norms, int64_t cap) {
+    lt_safetensors *s1 = NULL, *s2 = NULL;
+    int64_t C = 0;
+    if (!lt_safetensors_load(pathj(dir, "stage1.safetensors"), &s1) &&
+        !lt_safetensors_load(pathj(dir, "stage2.safetensors"), &s2)) {
+        const lt_st_entry *w1 = lt_safetensors_find(s1, "fc.weight"), *w2 = lt_safetensors_find(s2, "fc.weight");
+        if (w1 && w2 && w1->shape[0] <= cap) {
+            C = w1->shape[0];
+            int64_t D = w1->shape[1];
+            *stage1_min = lt_maxnorm_radius((const float *)lt_safetensors_data(s1, w1), C, D, 0.0);
+            const float *w = (const float *)lt_safetensors_data(s2, w2);
+            for (int64_t c = 0; c < C; c++) {
+                double n = 0;
+                for (int64_t d = 0; d < D; d++) n += (double)w[c * D + d] * w[c * D + d];
+                norms[c] = sqrt(n);
+            }
+        }
+    }
+    lt_safetensors_free(s1);
+    lt_safetensors_free(s2);
+    return C;
+}
+
 /* MaxNorm with an absolute radius: every classifier row ends inside it, and rows that
  * started outside sit on it (projected after every step). */
 TEST(wb_maxnorm_absolute_radius) {
@@ -526,21 +551,11 @@ TEST(wb_maxnorm_absolute_radius) {
                        "[eval]\ngroups = rank\nbatch_size = 32\n";
     const char *dir = wb_dir("radius");
     REQUIRE_OK(wb_run(text, NULL, 0, &g, dir, 0, 0, NULL));
-    lt_safetensors *s1, *s2;
-    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage1.safetensors"), &s1));
-    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &s2));
-    const lt_st_entry *w1 = lt_safetensors_find(s1, "fc.weight"), *w2 = lt_safetensors_find(s2, "fc.weight");
-    REQUIRE(w1 && w2);
-    int64_t C = w1->shape[0], D = w1->shape[1];
-    const float *a = (const float *)lt_safetensors_data(s1, w1), *w = (const float *)lt_safetensors_data(s2, w2);
-    REQUIRE(lt_maxnorm_radius(a, C, D, 0.0) > 0.05);   /* every row starts outside the radius */
-    for (int64_t c = 0; c < C; c++) {
-        double n = 0;
-        for (int64_t d = 0; d < D; d++) n += (double)w[c * D + d] * w[c * D + d];
-        CHECK_NEAR(sqrt(n), 0.05, 1e-6);
-    }
-    lt_safetensors_free(s1);
-    lt_safetensors_free(s2);
+    double norms[16], r1;
+    int64_t C = stage2_row_norms(dir, &r1, norms, 16);
+    REQUIRE(C > 0);
+    REQUIRE(r1 > 0.05);   /* every row starts outside the radius */
+    for (int64_t c = 0; c < C; c++) CHECK_NEAR(norms[c], 0.05, 1e-6);
     tu_gen_free(&g);
 }
 
@@ -606,23 +621,15 @@ TEST(wb_maxnorm_every_epoch_and_sweep_needs_validation) {
     const char *sets[] = {"stage2.maxnorm_every=epoch", "stage2.maxnorm_t=0", "stage2.posthoc=la_add",
                           "stage1.epochs=1", "stage2.epochs=1"};
     REQUIRE_OK(wb_run(WB_RECIPE, sets, 5, &g, dir, 0, 0, NULL));
-    lt_safetensors *s1, *s2;
-    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage1.safetensors"), &s1));
-    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &s2));
-    const lt_st_entry *w1 = lt_safetensors_find(s1, "fc.weight"), *w2 = lt_safetensors_find(s2, "fc.weight");
-    REQUIRE(w1 && w2);
-    int64_t C = w1->shape[0], D = w1->shape[1];
     /* t = 0: the radius is the smallest stage-1 row norm; after the epoch's projection every
      * row is at most that */
-    double r = lt_maxnorm_radius((const float *)lt_safetensors_data(s1, w1), C, D, 0.0);
-    const float *w = (const float *)lt_safetensors_data(s2, w2);
-    for (int64_t c = 0; c < C; c++) {
-        double n = 0;
-        for (int64_t d = 0; d < D; d++) n += (double)w[c * D + d] * w[c * D + d];
-        CHECK(sqrt(n) <= r * (1 + 1e-6));
-    }
+    double norms[16], r;
+    int64_t C = stage2_row_norms(dir, &r, norms, 16);
+    REQUIRE(C > 0);
+    for (int64_t c = 0; c < C; c++) CHECK(norms[c] <= r * (1 + 1e-6));
+    lt_safetensors *s2;
+    REQUIRE_OK(lt_safetensors_load(pathj(dir, "stage2.safetensors"), &s2));
     CHECK(lt_safetensors_metadata(s2, "posthoc") && !strcmp(lt_safetensors_metadata(s2, "posthoc"), "la_additive"));
-    lt_safetensors_free(s1);
     lt_safetensors_free(s2);
 
     /* a swept τ needs a validation set */
