@@ -251,6 +251,12 @@ static const char *own_str(reader *rd, const char *p, size_t n) {
     return s;
 }
 
+/* A parameter selector of train or weight_decay_groups: the word classifier stands for the
+ * model's head, fc; anything else is copied (own_str). */
+static const char *selector(reader *rd, const char *p, size_t n) {
+    return n == 10 && !memcmp(p, "classifier", 10) ? "fc" : own_str(rd, p, n);
+}
+
 /* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
 static void read_train(reader *rd, const char *S, lt_stage_config *st) {
     lt_recipe *r = rd->r;
@@ -276,14 +282,12 @@ static void read_train(reader *rd, const char *S, lt_stage_config *st) {
             rd->st = bad(r, S, "train", "more than %d prefixes", LT_MAX_TRAIN_PREFIXES);
             return;
         }
-        const char *item;
-        if (n == 10 && !memcmp(p, "classifier", 10)) item = "fc";
-        else if (n == 3 && !memcmp(p, "all", 3)) {
+        if (n == 3 && !memcmp(p, "all", 3)) {
             rd->st = bad(r, S, "train", "'all' cannot be combined with prefixes");
             return;
-        } else if (!(item = own_str(rd, p, n))) {
-            return;
         }
+        const char *item = selector(rd, p, n);
+        if (!item) return;
         st->train_prefixes[st->n_train_prefixes++] = item;
         if (!comma) break;
         p = comma + 1;
@@ -324,8 +328,7 @@ static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
             rd->st = bad(r, S, "weight_decay_groups", "more than %d items", LT_MAX_WD_GROUPS);
             return;
         }
-        size_t ns = (size_t)(b - a);
-        const char *sel = ns == 10 && !memcmp(a, "classifier", 10) ? "fc" : own_str(rd, a, ns);
+        const char *sel = selector(rd, a, (size_t)(b - a));
         if (!sel) return;
         st->wd_group_sel[st->n_wd_groups] = sel;
         st->wd_group_value[st->n_wd_groups++] = x;
