@@ -185,13 +185,20 @@ def parity(out, recs, data):
     good = sum(r[4] for r in rows)
     out.append(f"{good} of {len(rows)} recipes with records of both are within max(1 point, PyTorch's seed "
                "std) of PyTorch's mean top-1 (benchmarks.md's parity rule):")
+    few = sum(min(r[2][2], r[3][2]) < 2 for r in rows)
+    if few:
+        out.append("")
+        out.append(f"{few} of these compare a single seed on one side or both: there the rule can only use the "
+                   "1-point floor, and one run's seed noise can exceed it, so those verdicts are provisional "
+                   "(marked below) until 3 seeds are in.")
     out.append("")
     for recipe, d, a, b, ok in rows:
         sd = lambda st: "n/a" if st[2] < 2 else f"{st[1]:.2f}"  # noqa: E731
         _, v = diff_txt(a, b)
         z = f"; Δ = {abs(d) / v[1]:.1f} s.e. of the difference" if v and v[2] > 1 and v[1] > 0 else ""
         out.append(f"- `{recipe}`: Δ {d:+.2f} (std longtail {sd(a)} over {a[2]} seed{'s' * (a[2] > 1)}, "
-                   f"PyTorch {sd(b)} over {b[2]}{z}) — {'parity' if ok else 'NOT within'}")
+                   f"PyTorch {sd(b)} over {b[2]}{z}) — {'parity' if ok else 'NOT within'}"
+                   f"{' (provisional)' if min(a[2], b[2]) < 2 else ''}")
         # extra seeds recorded to look closer at a recipe: the same comparison over all of them
         xa, xb = col(recs, (data, "longtail", recipe), "top1", None), col(recs, (data, "torch", recipe), "top1", None)
         if xa[2] > a[2] or xb[2] > b[2]:

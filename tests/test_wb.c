@@ -367,6 +367,27 @@ TEST(wb_two_stage_maxnorm_posthoc_analysis) {
     const char *b = wb_dir("wb_resumed");
     REQUIRE_OK(wb_run(WB_RECIPE, NULL, 0, &g, b, 0, 3, &fin));
     CHECK(!fin);
+    {   /* a resume state whose MaxNorm radius is not a number is refused, not read as 0 */
+        char *orig = NULL;
+        int64_t n = 0;
+        const char *last = pathj(b, "last.safetensors");
+        REQUIRE_OK(lt_file_read(last, 0, &orig, &n));
+        char *bad = lt_malloc((size_t)n);
+        REQUIRE(bad);
+        memcpy(bad, orig, (size_t)n);
+        const char *key = "\"maxnorm_radius\":\"";
+        char *at = NULL;
+        for (int64_t i = 0; i + (int64_t)strlen(key) < n && !at; i++)
+            if (!memcmp(bad + i, key, strlen(key))) at = bad + i + strlen(key);
+        REQUIRE(at);
+        at[0] = 'x';
+        REQUIRE_OK(lt_file_write_atomic(last, bad, n));
+        CHECK(wb_run(WB_RECIPE, NULL, 0, &g, b, 1, 0, &fin) == LT_ERR_FORMAT);
+        CHECK(strstr(lt_last_error(), "maxnorm_radius 'x") != NULL);
+        REQUIRE_OK(lt_file_write_atomic(last, orig, n));
+        lt_free(bad);
+        lt_free(orig);
+    }
     REQUIRE_OK(wb_run(WB_RECIPE, NULL, 0, &g, b, 1, 0, &fin));
     CHECK(fin);
     static const char *const files[] = {"stage1.safetensors", "stage2.safetensors", "metrics.json", "last.safetensors"};

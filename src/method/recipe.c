@@ -17,10 +17,26 @@
 
 /* ---------------------------------------------------------------- locations */
 
+/* s[0..n) without leading and trailing white space (moves *s, shrinks the length). */
+static size_t trim(const char **s, size_t n) {
+    while (n && isspace((unsigned char)**s)) { (*s)++; n--; }
+    while (n && isspace((unsigned char)(*s)[n - 1])) n--;
+    return n;
+}
+
 static int trim_eq(const char *s, size_t n, const char *word) {
-    while (n && isspace((unsigned char)*s)) { s++; n--; }
-    while (n && isspace((unsigned char)s[n - 1])) n--;
+    n = trim(&s, n);
     return strlen(word) == n && !memcmp(s, word, n);
+}
+
+/* The next item of a comma-separated list: *item, its trimmed length returned; *p moves past
+ * the item's comma, or to NULL after the last item. */
+static size_t list_next(const char **p, const char **item) {
+    const char *comma = strchr(*p, ',');
+    size_t n = comma ? (size_t)(comma - *p) : strlen(*p);
+    *item = *p;
+    *p = comma ? comma + 1 : NULL;
+    return trim(item, n);
 }
 
 /* 1-based line of "key = ..." in [section] of text (0 if absent); key NULL: the
@@ -268,12 +284,9 @@ static void read_train(reader *rd, const char *S, lt_stage_config *st) {
         st->train_all = 1;
         return;
     }
-    const char *p = v;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        while (n && isspace((unsigned char)*p)) { p++; n--; }
-        while (n && isspace((unsigned char)p[n - 1])) n--;
+    for (const char *p = v; p;) {
+        const char *item;
+        size_t n = list_next(&p, &item);
         if (n == 0) {
             rd->st = bad(r, S, "train", "expected all, classifier or a comma-separated list of parameter name prefixes, got '%s'", v);
             return;
@@ -282,15 +295,13 @@ static void read_train(reader *rd, const char *S, lt_stage_config *st) {
             rd->st = bad(r, S, "train", "more than %d prefixes", LT_MAX_TRAIN_PREFIXES);
             return;
         }
-        if (n == 3 && !memcmp(p, "all", 3)) {
+        if (n == 3 && !memcmp(item, "all", 3)) {
             rd->st = bad(r, S, "train", "'all' cannot be combined with prefixes");
             return;
         }
-        const char *item = selector(rd, p, n);
-        if (!item) return;
-        st->train_prefixes[st->n_train_prefixes++] = item;
-        if (!comma) break;
-        p = comma + 1;
+        const char *sel = selector(rd, item, n);
+        if (!sel) return;
+        st->train_prefixes[st->n_train_prefixes++] = sel;
     }
 }
 
@@ -301,24 +312,23 @@ static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
     const char *v = get_str(rd, S, "weight_decay_groups", "");
     st->n_wd_groups = 0;
     if (rd->st || !*v) return;
-    for (const char *p = v;;) {
-        const char *comma = strchr(p, ',');
-        const char *item_end = comma ? comma : p + strlen(p);
-        const char *colon = memchr(p, ':', (size_t)(item_end - p));
-        const char *a = p, *b = colon ? colon : p;   /* the SELECTOR, trimmed */
-        while (a < b && isspace((unsigned char)*a)) a++;
-        while (b > a && isspace((unsigned char)b[-1])) b--;
+    for (const char *p = v; p;) {
+        const char *item;
+        size_t n = list_next(&p, &item);
+        const char *colon = memchr(item, ':', n);
+        const char *a = item;   /* the SELECTOR, trimmed */
+        size_t na = colon ? trim(&a, (size_t)(colon - item)) : 0;
         char num[64];
         char *end = NULL;
         double x = NAN;
-        size_t nv = colon ? (size_t)(item_end - (colon + 1)) : 0;
+        size_t nv = colon ? (size_t)(item + n - (colon + 1)) : 0;
         if (colon && nv < sizeof num) {
             memcpy(num, colon + 1, nv);
             num[nv] = '\0';
             x = strtod(num, &end);
             while (end && isspace((unsigned char)*end)) end++;
         }
-        if (!colon || a == b || !end || end == num || *end || !(x >= 0.0) || !isfinite(x)) {
+        if (!colon || na == 0 || !end || end == num || *end || !(x >= 0.0) || !isfinite(x)) {
             rd->st = bad(r, S, "weight_decay_groups",
                          "expected a comma-separated list of SELECTOR:VALUE (a parameter name prefix or a glob, "
                          "and a weight decay >= 0, e.g. fc:0.1, *.bias:0), got '%s'", v);
@@ -328,12 +338,10 @@ static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
             rd->st = bad(r, S, "weight_decay_groups", "more than %d items", LT_MAX_WD_GROUPS);
             return;
         }
-        const char *sel = selector(rd, a, (size_t)(b - a));
+        const char *sel = selector(rd, a, na);
         if (!sel) return;
         st->wd_group_sel[st->n_wd_groups] = sel;
         st->wd_group_value[st->n_wd_groups++] = x;
-        if (!comma) break;
-        p = comma + 1;
     }
 }
 

@@ -466,7 +466,17 @@ static lt_status read_resume(trainer *t, lt_safetensors **out) {
     t->ps.best_epoch = (int64_t)be - 1;
     t->ps.log_lines = (int64_t)lb;
     const char *rad = lt_safetensors_metadata(st, "maxnorm_radius");
-    t->maxnorm_r = rad ? strtod(rad, NULL) : NAN;
+    t->maxnorm_r = NAN;
+    if (rad) {
+        char *end;
+        double v = strtod(rad, &end);
+        if (end == rad || *end || !isfinite(v) || !(v > 0)) {
+            s = lt_error(LT_ERR_FORMAT, "%s: maxnorm_radius '%s' is not a radius > 0", path, rad);
+            lt_safetensors_free(st);
+            return s;
+        }
+        t->maxnorm_r = v;
+    }
     if (t->ps.epochs_done > t->r->stages[t->ps.stage].epochs) {
         lt_safetensors_free(st);
         return lt_error(LT_ERR_FORMAT, "%s: %lld epochs done in stage %d, the recipe has %lld", path,
