@@ -626,7 +626,8 @@ TEST(wb_weight_decay_groups) {
     static const char *const bad[] = {"stage2.weight_decay_groups=nothere:0.1", "stage2.weight_decay_groups=fc",
                                       "stage2.weight_decay_groups=fc:-1", "stage2.weight_decay_groups=:0.1",
                                       "stage2.weight_decay_groups=fc:0.1,", "stage2.weight_decay_groups=*.nothere:0",
-                                      "stage2.weight_decay_groups=fc:0,fc:0,fc:0,fc:0,fc:0,fc:0,fc:0"};
+                                      "stage2.weight_decay_groups=fc:0,fc:0,fc:0,fc:0,fc:0,fc:0,fc:0",
+                                      "stage2.weight_decay_groups=fc:abc", "stage2.weight_decay_groups=fc:0.1x, *.bias:0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *sets[] = {"stage1.epochs=1", "stage2.epochs=1", bad[i]};
         CHECK(wb_run(WB_RECIPE, sets, 3, &g, wb_dir("bad_wdg"), 0, 0, NULL) == LT_ERR_CONFIG);

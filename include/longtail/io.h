@@ -234,6 +234,10 @@ int lt_config_has_section(lt_config *cfg, const char *section);
 /* Whether section.key is present; does not mark it used. */
 int lt_config_has(const lt_config *cfg, const char *section, const char *key);
 
+/* A whole string as one finite number (white space around it allowed): 1 and *out set,
+ * else 0. The number syntax of the typed getters below. */
+int lt_parse_double(const char *s, double *out);
+
 /* Typed getters. A missing key gives the default and LT_OK; a present key is marked used
  * and a bad value is LT_ERR_CONFIG "recipe.ini:12: stage1.lr: expected a number, got 'abc'".
  * Strings stay valid until the key is set again or cfg is freed. _float reads a double.

@@ -341,7 +341,7 @@ static int parse_int(const char *s, int64_t *out) {
     return 1;
 }
 
-static int parse_double(const char *s, double *out) {
+int lt_parse_double(const char *s, double *out) {
     char *end;
     double v = strtod(s, &end);
     if (end == s || !isfinite(v)) return 0;
@@ -367,7 +367,7 @@ lt_status lt_config_get_int(lt_config *cfg, const char *section, const char *key
 lt_status lt_config_get_float(lt_config *cfg, const char *section, const char *key, double def, double *out) {
     const cfg_entry *e = use(cfg, section, key);
     *out = def;
-    if (e && !parse_double(e->value, out)) return bad_value(cfg, e, "", "expected a number", e->value);
+    if (e && !lt_parse_double(e->value, out)) return bad_value(cfg, e, "", "expected a number", e->value);
     return LT_OK;
 }
 
@@ -417,7 +417,7 @@ static lt_status get_list(lt_config *cfg, const cfg_entry *e, void *vals, size_t
 }
 
 static int parse_int_item(const char *s, void *out) { return parse_int(s, out); }
-static int parse_double_item(const char *s, void *out) { return parse_double(s, out); }
+static int parse_double_item(const char *s, void *out) { return lt_parse_double(s, out); }
 
 /* Parses into a scratch copy first so a bad list leaves the caller's defaults intact. */
 lt_status lt_config_get_int_list(lt_config *cfg, const char *section, const char *key, int64_t *vals, int64_t cap, int64_t *n) {

@@ -318,17 +318,16 @@ static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
         const char *colon = memchr(item, ':', n);
         const char *a = item;   /* the SELECTOR, trimmed */
         size_t na = colon ? trim(&a, (size_t)(colon - item)) : 0;
-        char num[64];
-        char *end = NULL;
+        char num[64];   /* the VALUE, as a string of its own */
         double x = NAN;
         size_t nv = colon ? (size_t)(item + n - (colon + 1)) : 0;
-        if (colon && nv < sizeof num) {
+        int ok = colon && nv < sizeof num;
+        if (ok) {
             memcpy(num, colon + 1, nv);
             num[nv] = '\0';
-            x = strtod(num, &end);
-            while (end && isspace((unsigned char)*end)) end++;
+            ok = lt_parse_double(num, &x) && x >= 0.0;
         }
-        if (!colon || na == 0 || !end || end == num || *end || !(x >= 0.0) || !isfinite(x)) {
+        if (!ok || na == 0) {
             rd->st = bad(r, S, "weight_decay_groups",
                          "expected a comma-separated list of SELECTOR:VALUE (a parameter name prefix or a glob, "
                          "and a weight decay >= 0, e.g. fc:0.1, *.bias:0), got '%s'", v);
@@ -380,10 +379,8 @@ static void read_wb_keys(reader *rd, const char *S, lt_stage_config *st) {
     if (rd->st) return;
     st->posthoc_tau = NAN;
     if (strcmp(tau, "sweep") != 0) {
-        char *end;
-        double v = strtod(tau, &end);
-        while (*end && isspace((unsigned char)*end)) end++;
-        if (end == tau || *end || !isfinite(v) || v < 0) {
+        double v;
+        if (!lt_parse_double(tau, &v) || v < 0) {
             rd->st = bad(r, S, "posthoc_tau", "expected sweep or a number >= 0, got '%s'", tau);
             return;
         }

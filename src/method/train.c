@@ -468,9 +468,8 @@ static lt_status read_resume(trainer *t, lt_safetensors **out) {
     const char *rad = lt_safetensors_metadata(st, "maxnorm_radius");
     t->maxnorm_r = NAN;
     if (rad) {
-        char *end;
-        double v = strtod(rad, &end);
-        if (end == rad || *end || !isfinite(v) || !(v > 0)) {
+        double v;
+        if (!lt_parse_double(rad, &v) || !(v > 0)) {
             s = lt_error(LT_ERR_FORMAT, "%s: maxnorm_radius '%s' is not a radius > 0", path, rad);
             lt_safetensors_free(st);
             return s;
