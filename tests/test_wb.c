@@ -319,8 +319,10 @@ TEST(wb_two_stage_maxnorm_posthoc_analysis) {
     CHECK(at_radius >= 1);   /* the constraint was active */
     /* the stage checkpoint records the transform and τ */
     CHECK(lt_safetensors_metadata(s2, "posthoc") && !strcmp(lt_safetensors_metadata(s2, "posthoc"), "tau_norm"));
-    const char *tau = lt_safetensors_metadata(s2, "posthoc_tau");
-    CHECK(tau != NULL);
+    /* copied out: the metadata string lives in s2, which is freed below */
+    const char *tau_md = lt_safetensors_metadata(s2, "posthoc_tau");
+    CHECK(tau_md != NULL);
+    double tau_ckpt = tau_md ? strtod(tau_md, NULL) : NAN;
     CHECK(lt_safetensors_metadata(s1, "posthoc") == NULL);
     lt_safetensors_free(s1);
     lt_safetensors_free(s2);
@@ -354,7 +356,7 @@ TEST(wb_two_stage_maxnorm_posthoc_analysis) {
         if (k == 1) {
             CHECK(pt >= 0 && pt <= 2);
             CHECK(fabs(pt * 10 - round(pt * 10)) < 1e-9);   /* a grid point */
-            CHECK_NEAR(pt, strtod(tau ? tau : "nan", NULL), 1e-12);
+            CHECK_NEAR(pt, tau_ckpt, 1e-12);
             const lt_json *v = lt_json_get(e, "val");
             CHECK(!strcmp(lt_json_string(lt_json_get(v, "posthoc"), "?"), "tau_norm"));
         } else {
