@@ -56,17 +56,22 @@ $(B)/test_longtail: $(TESTOBJ) $(B)/liblongtail.a
 	$(CC) $(CFLAGS_R) $(TESTOBJ) $(B)/liblongtail.a $(LIBS) -o $@
 $(BA)/test_longtail: $(ATESTOBJ) $(BA)/liblongtail.a
 	$(CC) $(CFLAGS_A) $(ATESTOBJ) $(BA)/liblongtail.a $(LIBS) -o $@
+$(BA)/longtail: $(CLISRC:%.c=$(BA)/obj/%.o) $(BA)/liblongtail.a
+	$(CC) $(CFLAGS_A) $(CLISRC:%.c=$(BA)/obj/%.o) $(BA)/liblongtail.a $(LIBS) -o $@
 
 # The default training job.
 run: deps
 	@$(MAKE) --no-print-directory $(B)/longtail
 	./$(B)/longtail train
 
-# Unit tests, then the same tests under AddressSanitizer + UBSan.
+# Unit tests, then the same tests under AddressSanitizer + UBSan; then the command's
+# end-to-end tests (tests/cli.sh) on both builds.
 test: deps
-	@$(MAKE) --no-print-directory $(B)/longtail $(B)/test_longtail $(BA)/test_longtail
+	@$(MAKE) --no-print-directory $(B)/longtail $(B)/test_longtail $(BA)/test_longtail $(BA)/longtail
 	./$(B)/test_longtail
 	ASAN_OPTIONS=detect_leaks=1 LT_TEST_SANITIZER=1 ./$(BA)/test_longtail
+	bash tests/cli.sh $(B)/longtail
+	ASAN_OPTIONS=detect_leaks=1 bash tests/cli.sh $(BA)/longtail
 
 unit: $(B)/test_longtail
 	./$(B)/test_longtail
@@ -83,4 +88,4 @@ fixtures:
 clean:
 	rm -rf $(B) $(BA)
 
--include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(TESTOBJ:.o=.d) $(ALIBOBJ:.o=.d) $(ATESTOBJ:.o=.d)
+-include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(TESTOBJ:.o=.d) $(ALIBOBJ:.o=.d) $(ATESTOBJ:.o=.d) $(CLISRC:%.c=$(BA)/obj/%.d)

@@ -234,6 +234,57 @@ TEST(wb_posthoc_taunorm_and_logit_adjustment) {
     z = eval_logits(ctx, &m, f);
     REQUIRE(z);
     CHECK_CLOSE("l2norm = taunorm(1)", z->data, l2, 8, 0, 0);
+    /* the public entry (longtail eval's overrides): a fixed τ is the stage's transform */
+    {
+        lt_posthoc k_out;
+        double t_out;
+        sc.posthoc = LT_STAGE_POSTHOC_LA_MUL;
+        REQUIRE_OK(lt_mt_posthoc_apply(&m, &sc, 0.7, counts));
+        z = eval_logits(ctx, &m, f);
+        REQUIRE(z);
+        float la[8];
+        memcpy(la, z->data, sizeof la);
+        REQUIRE_OK(lt_model_set_posthoc(&m, NULL, NULL));
+        REQUIRE_OK(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_LA_MUL, 0, 0.7, NULL, NULL, 32, 1, counts, NULL,
+                                     &k_out, &t_out));
+        CHECK(k_out == LT_POSTHOC_LA_MUL);
+        CHECK_NEAR(t_out, 0.7, 0);
+        z = eval_logits(ctx, &m, f);
+        REQUIRE(z);
+        CHECK_CLOSE("lt_posthoc_choose = stage transform", z->data, la, 8, 0, 0);
+        /* l2norm ignores the given τ: τ = 1 */
+        REQUIRE_OK(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_L2NORM, 0, 0.3, NULL, NULL, 32, 1, counts, NULL,
+                                     &k_out, &t_out));
+        CHECK(k_out == LT_POSTHOC_TAU_NORM);
+        CHECK_NEAR(t_out, 1.0, 0);
+        z = eval_logits(ctx, &m, f);
+        REQUIRE(z);
+        CHECK_CLOSE("lt_posthoc_choose l2norm", z->data, l2, 8, 0, 0);
+        /* none clears the transform */
+        REQUIRE_OK(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_NONE, 0, NAN, NULL, NULL, 32, 1, counts, NULL,
+                                     &k_out, &t_out));
+        CHECK(k_out == LT_POSTHOC_NONE && isnan(t_out));
+        z = eval_logits(ctx, &m, f);
+        REQUIRE(z);
+        lt_tensor *zr = NULL;
+        float raw[8];
+        memcpy(raw, z->data, sizeof raw);
+        REQUIRE_OK(lt_model_set_posthoc(&m, NULL, NULL));
+        zr = eval_logits(ctx, &m, f);
+        REQUIRE(zr);
+        CHECK_CLOSE("lt_posthoc_choose none", raw, zr->data, 8, 0, 0);
+        /* errors: a negative or infinite τ, a sweep without validation images, a bad kind */
+        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, -0.5, NULL, NULL, 32, 1, counts,
+                                       NULL, &k_out, &t_out), LT_ERR_ARG);
+        CHECK(strstr(lt_last_error(), "eval") && strstr(lt_last_error(), "-0.5"));
+        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, INFINITY, NULL, NULL, 32, 1,
+                                       counts, NULL, &k_out, &t_out), LT_ERR_ARG);
+        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, NAN, NULL, NULL, 32, 1, counts,
+                                       NULL, &k_out, &t_out), LT_ERR_CONFIG);
+        CHECK(strstr(lt_last_error(), "validation") != NULL);
+        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", (lt_stage_posthoc)9, 0, 1.0, NULL, NULL, 32, 1, counts, NULL,
+                                       &k_out, &t_out), LT_ERR_ARG);
+    }
     lt_ctx_free(ctx);
     lt_model_free(&m);
 }

@@ -232,6 +232,16 @@ struct lt_safetensors;
 lt_status lt_checkpoint_posthoc_apply(lt_model *m, const struct lt_safetensors *st, const char *path,
                                       const int64_t *train_counts, lt_posthoc *kind, double *tau);
 
+/* Sets post-hoc transform `kind` on the evaluation of m (the weights stay untouched), as
+ * a stage's end does: at the fixed τ `tau` (ignored for L2NORM, which is τ = 1), or, tau
+ * NaN, at the τ of 0, 0.1, ..., 2 with the best top-1 on `val` (ties to the smaller τ;
+ * val must have images). drop_bias: τ-norm drops the classifier bias. `name` names the
+ * caller in errors. *kind_out / *tau_out get what was applied (NONE / NaN for none). */
+lt_status lt_posthoc_choose(lt_ctx *ctx, lt_model *m, const char *name, lt_stage_posthoc kind, int drop_bias,
+                            double tau, const lt_dataset *val, const lt_augment_config *norm, int64_t batch_size,
+                            int topk, const int64_t *train_counts, const lt_group_spec *groups, lt_posthoc *kind_out,
+                            double *tau_out);
+
 /* ---------------------------------------------------------------- training */
 
 typedef enum lt_train_event_kind {

@@ -13,6 +13,7 @@
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: longtail eval CHECKPOINT [--recipe R] [--set section.key=value ...] [--split test|val|both]\n"
+            "                     [--no-posthoc | --posthoc K] [--posthoc-tau T|sweep] [--posthoc-bias keep|drop]\n"
             "                     [--json]\n"
             "\n"
             "Loads a model checkpoint (stageK.safetensors, last.safetensors, or a PyTorch state_dict saved\n"
@@ -25,6 +26,12 @@ static void eval_usage(FILE *f) {
             "  --split S       test (default), val or both\n"
             "  --no-posthoc    score the raw weights, without the post-hoc transform (tau-norm, logit\n"
             "                  adjustment) the checkpoint's stage chose; by default it is applied again\n"
+            "  --posthoc K     apply transform K instead: none, l2norm, taunorm, la_add or la_mul (the\n"
+            "                  recipe's posthoc values); tau is swept unless --posthoc-tau gives it\n"
+            "  --posthoc-tau T tau of the transform (K's, or the checkpoint's when --posthoc is not\n"
+            "                  given): a number >= 0, or sweep (0, 0.1, ..., 2; the best validation top-1)\n"
+            "  --posthoc-bias B  with --posthoc l2norm / taunorm: keep (default, or the checkpoint's\n"
+            "                  choice) or drop the classifier bias\n"
             "  --json          print one JSON object (the metrics.json fields) instead of tables\n");
 }
 
@@ -77,7 +84,13 @@ static void print_result(const char *split, const lt_eval_result *r, const lt_da
 
 int lt_cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *recipe_path = NULL, *split = "test";
+    const char *ph_opt = NULL, *tau_opt = NULL, *bias_opt = NULL;
     int json = 0, posthoc = 1, rc = 0;
+    static const char *const ph_names[] = {"none", "l2norm", "taunorm", "la_add", "la_mul"};
+    static const lt_stage_posthoc ph_kinds[] = {LT_STAGE_POSTHOC_NONE, LT_STAGE_POSTHOC_L2NORM, LT_STAGE_POSTHOC_TAUNORM,
+                                                LT_STAGE_POSTHOC_LA_ADD, LT_STAGE_POSTHOC_LA_MUL};
+    int ph_k = -1;          /* index into ph_names of --posthoc */
+    double tau_v = NAN;     /* --posthoc-tau; NaN = sweep */
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int n_sets = 0;
     if (!sets) { lt_cli_error("eval: out of memory"); return LT_EXIT_RUNTIME; }
@@ -103,6 +116,30 @@ int lt_cmd_eval(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--recipe")) recipe_path = v;
         else if (!strcmp(a, "--set")) sets[n_sets++] = v;
+        else if (!strcmp(a, "--posthoc")) {
+            ph_opt = v;
+            for (int k = 0; k < 5; k++)
+                if (!strcmp(v, ph_names[k])) ph_k = k;
+            if (ph_k < 0) {
+                lt_cli_error("eval: --posthoc expects none, l2norm, taunorm, la_add or la_mul, got '%s'", v);
+                free(sets);
+                return LT_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--posthoc-tau")) {
+            tau_opt = v;
+            if (strcmp(v, "sweep") && (!lt_parse_double(v, &tau_v) || !(tau_v >= 0))) {
+                lt_cli_error("eval: --posthoc-tau expects sweep or a number >= 0, got '%s'", v);
+                free(sets);
+                return LT_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--posthoc-bias")) {
+            bias_opt = v;
+            if (strcmp(v, "keep") && strcmp(v, "drop")) {
+                lt_cli_error("eval: --posthoc-bias expects keep or drop, got '%s'", v);
+                free(sets);
+                return LT_EXIT_USAGE;
+            }
+        }
         else if (!strcmp(a, "--split")) {
             if (strcmp(v, "test") && strcmp(v, "val") && strcmp(v, "both")) {
                 lt_cli_error("eval: --split expects test, val or both, got '%s'", v);
@@ -118,6 +155,20 @@ int lt_cmd_eval(int argc, char **argv) {
     }
     if (!ckpt) {
         lt_cli_error("eval: no checkpoint given (see `longtail eval --help`)");
+        free(sets);
+        return LT_EXIT_USAGE;
+    }
+    const char *conflict = NULL;
+    if (!posthoc && (ph_opt || tau_opt || bias_opt))
+        conflict = "--no-posthoc takes no --posthoc, --posthoc-tau or --posthoc-bias";
+    else if (ph_k >= 0 && ph_kinds[ph_k] == LT_STAGE_POSTHOC_NONE && (tau_opt || bias_opt))
+        conflict = "--posthoc none takes no --posthoc-tau or --posthoc-bias";
+    else if (ph_k >= 0 && ph_kinds[ph_k] == LT_STAGE_POSTHOC_L2NORM && tau_opt)
+        conflict = "--posthoc l2norm is tau-norm at tau = 1; it takes no --posthoc-tau";
+    else if (ph_k >= 0 && (ph_kinds[ph_k] == LT_STAGE_POSTHOC_LA_ADD || ph_kinds[ph_k] == LT_STAGE_POSTHOC_LA_MUL) && bias_opt)
+        conflict = "--posthoc-bias is for --posthoc l2norm or taunorm";
+    if (conflict) {
+        lt_cli_error("eval: %s", conflict);
         free(sets);
         return LT_EXIT_USAGE;
     }
@@ -179,7 +230,33 @@ int lt_cmd_eval(int argc, char **argv) {
     /* the stage's post-hoc transform, as its final evaluation in `longtail train` used it */
     lt_posthoc ph = LT_POSTHOC_NONE;
     double ph_tau = NAN;
-    if (!s && posthoc) s = lt_checkpoint_posthoc_apply(&m, st, ckpt, counts, &ph, &ph_tau);
+    const char *ph_from = "from the checkpoint; --no-posthoc for the raw weights", *ph_src = "checkpoint";
+    if (!s && posthoc && !ph_opt && !tau_opt && !bias_opt) {
+        s = lt_checkpoint_posthoc_apply(&m, st, ckpt, counts, &ph, &ph_tau);
+    } else if (!s && posthoc) {
+        /* an override: --posthoc's kind, or the checkpoint's with another tau / bias */
+        const char *md = lt_safetensors_metadata(st, "posthoc"), *md_bias = lt_safetensors_metadata(st, "posthoc_bias");
+        lt_stage_posthoc kind = LT_STAGE_POSTHOC_NONE;
+        if (ph_k >= 0) kind = ph_kinds[ph_k];
+        else if (md && !strcmp(md, lt_posthoc_name(LT_POSTHOC_TAU_NORM))) kind = LT_STAGE_POSTHOC_TAUNORM;
+        else if (md && !strcmp(md, lt_posthoc_name(LT_POSTHOC_LA_ADD))) kind = LT_STAGE_POSTHOC_LA_ADD;
+        else if (md && !strcmp(md, lt_posthoc_name(LT_POSTHOC_LA_MUL))) kind = LT_STAGE_POSTHOC_LA_MUL;
+        else
+            s = lt_error(LT_ERR_CONFIG, "eval: %s records no post-hoc transform (metadata posthoc: %s); give --posthoc K "
+                         "with --posthoc-tau / --posthoc-bias", ckpt, md ? md : "missing");
+        if (!s && ph_k < 0 && bias_opt && kind != LT_STAGE_POSTHOC_TAUNORM)
+            s = lt_error(LT_ERR_CONFIG, "eval: --posthoc-bias is for tau-norm, and %s records %s", ckpt, md);
+        int drop = bias_opt ? !strcmp(bias_opt, "drop") : (md_bias && !strcmp(md_bias, "drop"));
+        int sweep = isnan(tau_v) && kind != LT_STAGE_POSTHOC_L2NORM && kind != LT_STAGE_POSTHOC_NONE;
+        if (!s && sweep && d.val.n == 0)
+            s = lt_error(LT_ERR_CONFIG, "eval: a swept tau is chosen on the validation set and the recipe has none "
+                         "(data.val_per_class = 0); give --posthoc-tau T");
+        if (!s)
+            s = lt_posthoc_choose(ctx, &m, "eval", kind, drop, tau_v, &d.val, &norm, r.eval_batch_size, r.topk, counts,
+                                  &r.groups, &ph, &ph_tau);
+        ph_from = sweep ? "given; tau chosen on the validation set" : "given";
+        ph_src = sweep ? "given, tau swept on validation" : "given";
+    }
     if (!s && do_test)
         s = lt_evaluate(ctx, &m, &d.test, &norm, r.eval_batch_size, r.topk, counts, &r.groups, &res[0]);
     if (!s && do_val) s = lt_evaluate(ctx, &m, &d.val, &norm, r.eval_batch_size, r.topk, counts, &r.groups, &res[1]);
@@ -196,6 +273,8 @@ int lt_cmd_eval(int argc, char **argv) {
         lt_jw_begin_object(&w);
         lt_jw_key(&w, "checkpoint"); lt_jw_string(&w, ckpt);
         lt_jw_key(&w, "recipe"); lt_jw_string(&w, from);
+        lt_jw_key(&w, "posthoc_source");
+        lt_jw_string(&w, !posthoc ? "disabled" : ph_src);
         for (int k = 0; k < 2; k++) {
             if (!(k == 0 ? do_test : do_val)) continue;
             lt_jw_key(&w, k == 0 ? "test" : "val");
@@ -212,8 +291,7 @@ int lt_cmd_eval(int argc, char **argv) {
         printf("checkpoint  %s (resnet%d, width %g, %d classes, %lld parameters)\n", ckpt, m.cfg.depth, (double)m.cfg.width,
                m.cfg.num_classes, (long long)lt_model_num_params(&m));
         printf("recipe      %s\n", from);
-        if (ph != LT_POSTHOC_NONE) printf("post-hoc    %s, tau %g (from the checkpoint; --no-posthoc for the raw weights)\n",
-                                          lt_posthoc_name(ph), ph_tau);
+        if (ph != LT_POSTHOC_NONE) printf("post-hoc    %s, tau %g (%s)\n", lt_posthoc_name(ph), ph_tau, ph_from);
         if (do_test) print_result("test", &res[0], &d.train);
         if (do_val) print_result("validation", &res[1], &d.train);
     }

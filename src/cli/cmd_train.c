@@ -116,7 +116,7 @@ static void print_table(const lt_train_outcome *o, const char *out) {
     int w = o->n_seeds > 1 ? 15 : 8;
     printf("%-8s  %*s  %*s  %*s  %*s\n", "stage", w, "top-1", w, "Many", w, "Medium", w, "Few");
     for (int k = 0; k < o->n_stages; k++) {
-        char c[4][48], name[16];
+        char c[4][48], name[24];
         for (int f = 0; f < 4; f++) cell(c[f], sizeof c[f], o, k, f);
         snprintf(name, sizeof name, "stage%d", k + 1);
         printf("%-8s  %*s  %*s  %*s  %*s\n", name, w, c[0], w, c[1], w, c[2], w, c[3]);

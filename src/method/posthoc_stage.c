@@ -16,6 +16,7 @@
 #include "wb_stage.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,26 @@ lt_status lt_mt_posthoc_choose(lt_ctx *ctx, lt_model *m, const lt_stage_config *
     }
     *tau_out = tau;
     return LT_OK;
+}
+
+lt_status lt_posthoc_choose(lt_ctx *ctx, lt_model *m, const char *name, lt_stage_posthoc kind, int drop_bias,
+                            double tau, const lt_dataset *val, const lt_augment_config *norm, int64_t batch_size,
+                            int topk, const int64_t *train_counts, const lt_group_spec *groups, lt_posthoc *kind_out,
+                            double *tau_out) {
+    *kind_out = LT_POSTHOC_NONE;
+    *tau_out = NAN;
+    if (kind < LT_STAGE_POSTHOC_NONE || kind > LT_STAGE_POSTHOC_LA_MUL)
+        return lt_error(LT_ERR_ARG, "%s: post-hoc kind %d is not one of none, l2norm, taunorm, la_add, la_mul",
+                        name ? name : "post-hoc", (int)kind);
+    if (!isnan(tau) && !(tau >= 0 && isfinite(tau)))
+        return lt_error(LT_ERR_ARG, "%s: posthoc_tau %g: expected a number >= 0", name ? name : "post-hoc", tau);
+    lt_stage_config sc;
+    memset(&sc, 0, sizeof sc);
+    snprintf(sc.name, sizeof sc.name, "%s", name ? name : "post-hoc");
+    sc.posthoc = kind;
+    sc.posthoc_drop_bias = drop_bias;
+    sc.posthoc_tau = tau;
+    return lt_mt_posthoc_choose(ctx, m, &sc, val, norm, batch_size, topk, train_counts, groups, kind_out, tau_out);
 }
 
 /* ---------------------------------------------------------------- analysis */

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `longtail` command: a tiny Fashion-MNIST-shaped IDX dataset
+# written here, a two-stage run, `longtail eval` and its post-hoc overrides, `longtail
+# data`, and the bad-input contract (a one-line error naming what and where, exit 1 or 2,
+# never a crash, never a partial or overwritten output).
+#
+#   bash tests/cli.sh BINARY     (make test runs it on the release and the ASan build)
+#
+# The last line is "N passed, N failed"; the exit status is non-zero on any failure.
+set -u
+BIN=${1:?usage: tests/cli.sh BINARY}
+case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
+[ -x "$BIN" ] || { echo "cli.sh: $BIN is not an executable"; exit 2; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/longtail-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+export LC_ALL=C
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "  FAIL $1: $2"; echo "FAIL $1"; }
+
+# run NAME WANT_RC CMD...: runs CMD with stdout in $T/out, stderr in $T/err; checks the
+# exit status (never a signal: 128+ fails even when a non-zero status was wanted).
+run() {
+    local name=$1 want=$2
+    shift 2
+    "$@" > "$T/out" 2> "$T/err"
+    rc=$?
+    if [ "$rc" -ge 128 ]; then bad "$name" "killed by signal $((rc - 128)): $(tail -c 400 "$T/err")"; return 1; fi
+    if [ "$rc" != "$want" ]; then bad "$name" "exit $rc, want $want: $(tail -c 400 "$T/err")"; return 1; fi
+    return 0
+}
+# an error: exactly one stderr line, starting "longtail: error:", containing every pattern
+one_line_error() {
+    local name=$1
+    shift
+    local n
+    n=$(wc -l < "$T/err")
+    if [ "$n" != 1 ]; then bad "$name" "want one stderr line, got $n: $(head -c 400 "$T/err")"; return 1; fi
+    if ! grep -q '^longtail: error: ' "$T/err"; then bad "$name" "not a longtail error: $(cat "$T/err")"; return 1; fi
+    for p in "$@"; do
+        if ! grep -qF -- "$p" "$T/err"; then bad "$name" "error does not name '$p': $(cat "$T/err")"; return 1; fi
+    done
+    ok "$name"
+}
+expect_error() {   # NAME RC PATTERNS... -- CMD...
+    local name=$1 want=$2
+    shift 2
+    local pats=()
+    while [ "$1" != -- ]; do pats+=("$1"); shift; done
+    shift
+    run "$name" "$want" "$@" && one_line_error "$name" "${pats[@]}"
+}
+
+# ---- data: IDX files, 10 classes, 30 training and 6 test images of 28 x 28 per class.
+# Class c has a bright 7 x 7 block at a class-dependent place plus deterministic noise.
+idx() {   # FILE N KIND(images|labels) PER_CLASS_ORDER_SEED
+    awk -v n="$2" -v kind="$3" -v seed="$4" 'BEGIN {
+        if (kind == "images") printf "%c%c%c%c", 0, 0, 8, 3; else printf "%c%c%c%c", 0, 0, 8, 1
+        printf "%c%c%c%c", 0, 0, int(n / 256), n % 256
+        if (kind == "images") printf "%c%c%c%c%c%c%c%c", 0, 0, 0, 28, 0, 0, 0, 28
+        x = seed
+        for (i = 0; i < n; i++) {
+            c = i % 10
+            if (kind == "labels") { printf "%c", c; continue }
+            r0 = 2 + 7 * int(c / 3); c0 = 2 + 7 * (c % 3)
+            for (p = 0; p < 784; p++) {
+                x = (x * 1103515245 + 12345) % 2147483648
+                v = int(x / 65536) % 64
+                r = int(p / 28); q = p % 28
+                if (r >= r0 && r < r0 + 7 && q >= c0 && q < c0 + 7) v += 150
+                printf "%c", v
+            }
+        }
+    }' > "$1"
+}
+D=$T/data
+mkdir -p "$D"
+idx "$D/train-images-idx3-ubyte" 300 images 1
+idx "$D/train-labels-idx1-ubyte" 300 labels 1
+idx "$D/t10k-images-idx3-ubyte" 60 images 2
+idx "$D/t10k-labels-idx1-ubyte" 60 labels 2
+gzip -k "$D/train-labels-idx1-ubyte"   # the .gz form is read first; both must work
+rm "$D/train-labels-idx1-ubyte"
+
+R=$T/tiny.ini
+cat > "$R" <<EOF
+[data]
+dataset = fmnist
+root = $D
+imbalance = 10
+val_per_class = 4
+[model]
+arch = resnet8
+width = 0.25
+[stage1]
+epochs = 2
+batch_size = 16
+lr = 0.05
+weight_decay = 5e-3
+[stage2]
+epochs = 1
+batch_size = 16
+lr = 0.05
+train = classifier
+maxnorm = true
+posthoc = taunorm
+select = last
+[eval]
+groups = rank
+batch_size = 64
+[run]
+threads = 1
+EOF
+
+# ---- `longtail data`
+if run data_json 0 "$BIN" data --root "$D" --imbalance 10 --val-per-class 4 --json; then
+    # n_i = int(26 * 10^(-i/9)) (n_max = 30 - 4 validation images), by hand
+    if grep -q '"train_counts": \[26, 20, 15, 12, 9, 7, 5, 4, 3, 2\]' "$T/out" &&
+        grep -q '"val_counts": \[4, 4, 4, 4, 4, 4, 4, 4, 4, 4\]' "$T/out" &&
+        grep -q '"imbalance_factor": 13,' "$T/out"; then ok data_json
+    else bad data_json "unexpected JSON: $(head -c 300 "$T/out")"; fi
+fi
+
+# ---- a two-stage run
+RUN=$T/run
+if run train_two_stages 0 "$BIN" train "$R" --out "$RUN" --quiet; then
+    missing=
+    for f in config.ini metrics.json stage1.safetensors stage2.safetensors; do [ -s "$RUN/$f" ] || missing="$missing $f"; done
+    if [ -z "$missing" ] && grep -q '"tau_norm"' "$RUN/metrics.json"; then ok train_two_stages
+    else bad train_two_stages "missing:$missing or no tau_norm in metrics.json"; fi
+fi
+
+# an existing run directory is not overwritten without --force
+sum_before=$(cat "$RUN"/* 2> /dev/null | cksum)
+expect_error train_existing_out_refused 2 "$RUN" -- "$BIN" train "$R" --out "$RUN" --quiet
+[ "$(cat "$RUN"/* 2> /dev/null | cksum)" = "$sum_before" ] && ok train_existing_out_untouched ||
+    bad train_existing_out_untouched "files in $RUN changed"
+
+# ---- `longtail eval`: the checkpoint's transform, then overrides
+tau_of() { sed -n 's/^post-hoc *tau_norm, tau \([0-9.e+-]*\) (\(.*\))$/\1|\2/p' "$T/out"; }
+top1_of() { sed -n '/^test:/,/^$/s/.*top-1 \([0-9.]*\)%.*/\1/p' "$T/out" | head -1; }
+ck_tau=$(grep -o '"posthoc_tau": *[0-9.e+-]*' "$RUN/metrics.json" | tail -1 | sed 's/.*: *//')
+if run eval_checkpoint_posthoc 0 "$BIN" eval "$RUN/stage2.safetensors"; then
+    got=$(tau_of)
+    if [ -n "$ck_tau" ] && [ "${got%%|*}" != "" ] &&
+        awk -v a="${got%%|*}" -v b="$ck_tau" 'BEGIN { exit !(a + 0 == b + 0) }' && [[ ${got#*|} == from\ the\ checkpoint* ]]; then
+        ok eval_checkpoint_posthoc
+    else bad eval_checkpoint_posthoc "post-hoc line '$got', metrics.json tau '$ck_tau'"; fi
+    base_top1=$(top1_of)
+fi
+if run eval_posthoc_fixed_tau 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc taunorm --posthoc-tau 0.35; then
+    got=$(tau_of)
+    [ "$got" = "0.35|given" ] && ok eval_posthoc_fixed_tau || bad eval_posthoc_fixed_tau "post-hoc line '$got'"
+fi
+# sweeping again on the same validation set finds the checkpoint's tau and its accuracy
+if run eval_posthoc_sweep 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc-tau sweep; then
+    got=$(tau_of)
+    if awk -v a="${got%%|*}" -v b="$ck_tau" 'BEGIN { exit !(a + 0 == b + 0) }' &&
+        [ "${got#*|}" = "given; tau chosen on the validation set" ] && [ "$(top1_of)" = "${base_top1:-x}" ]; then
+        ok eval_posthoc_sweep
+    else bad eval_posthoc_sweep "post-hoc line '$got', top-1 $(top1_of) vs ${base_top1:-?}, checkpoint tau '$ck_tau'"; fi
+fi
+# --posthoc none and --no-posthoc are the same raw model
+if run eval_no_posthoc 0 "$BIN" eval "$RUN/stage2.safetensors" --no-posthoc --json; then
+    grep -v '"posthoc_source"' "$T/out" > "$T/raw1"
+    if run eval_posthoc_none 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc none --json; then
+        grep -v '"posthoc_source"' "$T/out" > "$T/raw2"
+        if cmp -s "$T/raw1" "$T/raw2" && grep -q '"posthoc": *"none"' "$T/raw1"; then ok eval_posthoc_none_is_raw
+        else bad eval_posthoc_none_is_raw "the two JSON outputs differ or are not raw"; fi
+    fi
+fi
+if run eval_logit_adjust 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc la_add --posthoc-tau 1 --json; then
+    grep -q '"posthoc": *"la_additive"' "$T/out" && grep -Eq '"posthoc_tau": *1,?$' "$T/out" &&
+        ok eval_logit_adjust || bad eval_logit_adjust "$(grep posthoc "$T/out" | head -3)"
+fi
+
+# ---- bad input: one line naming what and where, exit 2 (usage) or 1 (runtime)
+expect_error eval_tau_without_transform 2 "stage1.safetensors" "--posthoc" -- \
+    "$BIN" eval "$RUN/stage1.safetensors" --posthoc-tau 0.5
+expect_error eval_bad_posthoc_kind 2 "--posthoc" "bogus" -- "$BIN" eval "$RUN/stage2.safetensors" --posthoc bogus
+expect_error eval_bad_tau 2 "--posthoc-tau" "abc" -- "$BIN" eval "$RUN/stage2.safetensors" --posthoc-tau abc
+expect_error eval_negative_tau 2 "--posthoc-tau" "-1" -- "$BIN" eval "$RUN/stage2.safetensors" --posthoc-tau -1
+expect_error eval_no_posthoc_conflict 2 "--no-posthoc" -- \
+    "$BIN" eval "$RUN/stage2.safetensors" --no-posthoc --posthoc taunorm
+expect_error eval_l2norm_takes_no_tau 2 "l2norm" -- "$BIN" eval "$RUN/stage2.safetensors" --posthoc l2norm --posthoc-tau 1
+expect_error eval_sweep_needs_val 2 "validation" -- \
+    "$BIN" eval "$RUN/stage2.safetensors" --posthoc taunorm --set data.val_per_class=0
+head -c 3000 "$RUN/stage2.safetensors" > "$T/truncated.safetensors"
+expect_error eval_truncated_checkpoint 1 "truncated.safetensors" -- "$BIN" eval "$T/truncated.safetensors" --recipe "$R"
+printf 'not a checkpoint at all' > "$T/garbage.safetensors"
+expect_error eval_garbage_checkpoint 1 "garbage.safetensors" -- "$BIN" eval "$T/garbage.safetensors" --recipe "$R"
+expect_error eval_missing_checkpoint 1 "nope.safetensors" -- "$BIN" eval "$T/nope.safetensors" --recipe "$R"
+expect_error eval_unknown_option 2 "--frobnicate" -- "$BIN" eval "$RUN/stage2.safetensors" --frobnicate
+
+expect_error train_unknown_key 2 "stage1.bogus" -- "$BIN" train "$R" --set stage1.bogus=1 --out "$T/r_unknown"
+[ ! -e "$T/r_unknown" ] && ok train_unknown_key_writes_nothing || bad train_unknown_key_writes_nothing "$T/r_unknown exists"
+printf '[data]\nimbalance = 10\n[model]\narch = resnet8\ncolour = blue\n[stage1]\nepochs = 1\n' > "$T/badkey.ini"
+expect_error train_unknown_key_in_file 2 "badkey.ini" "colour" -- "$BIN" train "$T/badkey.ini" --out "$T/r_badkey"
+expect_error train_bad_number 2 "stage1.lr" "fast" -- "$BIN" train "$R" --set stage1.lr=fast --out "$T/r_badnum"
+expect_error train_missing_data 1 "$T/nodata" -- "$BIN" train "$R" --set data.root="$T/nodata" --out "$T/r_nodata"
+[ ! -e "$T/r_nodata/stage1.safetensors" ] && ok train_missing_data_writes_no_checkpoint ||
+    bad train_missing_data_writes_no_checkpoint "a checkpoint was written"
+cp -r "$D" "$T/corrupt"
+head -c 5000 "$D/train-images-idx3-ubyte" > "$T/corrupt/train-images-idx3-ubyte"
+expect_error train_truncated_images 1 "train-images-idx3-ubyte" -- \
+    "$BIN" train "$R" --set data.root="$T/corrupt" --out "$T/r_corrupt"
+expect_error train_missing_recipe 1 "no-such.ini" -- "$BIN" train "$T/no-such.ini" --out "$T/r_norecipe"
+expect_error unknown_command 2 "frob" -- "$BIN" frob
+expect_error data_bad_imbalance 2 "--imbalance" -- "$BIN" data --root "$D" --imbalance zero
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
