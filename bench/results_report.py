@@ -233,7 +233,7 @@ def main():
            "`docs/results-protocol.md`). With 200 validation images the best-validation epoch is "
            "noisy and the Few group (3 classes of 5–13 training images on FMNIST-LT-500) more so: "
            "read differences against the seed std. A post-hoc τ swept on those 200 images is "
-           "noisy too: `docs/posthoc-tau.md` re-scores the `hs24` checkpoints of both "
+           "noisy too: `docs/posthoc-tau.md` re-scores the `hs24` and `wb/wd_taunorm` checkpoints of both "
            "implementations at fixed τ (`longtail eval --posthoc-tau`) — on the default data they "
            "agree within about a point at equal τ, and the chosen τ moves test top-1 by up to 3.", ""]
     seconds = [r.get("seconds") or 0 for rs in recs.values() for r in rs if r["impl"] == "longtail"]
