@@ -136,7 +136,10 @@ TEST(data_idx_plain_and_gzip) {
 TEST(data_idx_bad_inputs) {
     const char *dir = lt_test_tmpdir();
     uint8_t labels[6] = {0, 1, 2, 3, 4, 5};
-    const char *ip = tpath(dir, "img"), *lp = tpath(dir, "lab");
+    /* copied: tpath's ring of buffers wraps before the last use below */
+    char ip[1024], lp[1024];
+    snprintf(ip, sizeof ip, "%s", tpath(dir, "img"));
+    snprintf(lp, sizeof lp, "%s", tpath(dir, "lab"));
     size_t isz = write_idx(ip, lp, 6, 4, 4, labels, 0);
     lt_dataset ds;
 

@@ -128,6 +128,19 @@ TEST(recipe_file_errors_name_the_path) {
     CHECK(strstr(lt_last_error(), want) != NULL);
     CHECK(strstr(lt_last_error(), "stage1.weight_decay") != NULL);
     CHECK(!strcmp(r.name, ""));   /* left freed */
+
+    /* a file over the 1 MiB limit: a config error that still names the file */
+    snprintf(path, sizeof path, "%s/huge.ini", dir);
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    for (int i = 0; i < (1 << 20) / 16 + 16; i++) fputs("# padding line.\n", f);
+    fclose(f);
+    CHECK_EQ_INT(lt_recipe_load(&r, path, NULL, 0), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), path) != NULL);
+    lt_config *cfg = NULL;
+    CHECK_EQ_INT(lt_config_load(path, &cfg), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), path) != NULL);
+    CHECK(cfg == NULL);
 }
 
 TEST(recipe_default_config_parses) {

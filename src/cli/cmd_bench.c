@@ -154,7 +154,7 @@ int lt_cmd_bench(int argc, char **argv) {
     x = lt_malloc((size_t)n * sizeof(float));
     labels = lt_malloc((size_t)a.batch * sizeof(int32_t));
     times = lt_malloc((size_t)a.steps * sizeof(double));
-    if (!ctx || !x || !labels || !times) { lt_cli_error("bench: %s", lt_last_error()); goto out; }
+    if (!ctx || !x || !labels || !times) { lt_cli_error("bench: out of memory for a batch of %lld", (long long)a.batch); goto out; }
     if (lt_optim_init(&opt, &m.params, &oc) != LT_OK) { lt_cli_error("bench: %s", lt_last_error()); goto out; }
     lt_rng rng;
     lt_rng_init(&rng, 0, LT_STREAM_TEST);
