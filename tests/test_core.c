@@ -9,6 +9,10 @@ TEST(error_message_and_status) {
     CHECK_EQ_INT(s, LT_ERR_SHAPE);
     CHECK(strcmp(lt_last_error(), "conv2d: input (1, 2)") == 0);
     CHECK(strcmp(lt_status_name(LT_ERR_IO), "i/o error") == 0);
+    /* re-raising the last message with context, prefix and suffix around it */
+    lt_error(LT_ERR_FORMAT, "bad byte");
+    CHECK_EQ_INT(lt_error(LT_ERR_CONFIG, "a.ini: %s at %d (%s)", lt_last_error(), 7, lt_last_error()), LT_ERR_CONFIG);
+    CHECK(strcmp(lt_last_error(), "a.ini: bad byte at 7 (bad byte)") == 0);
     lt_clear_error();
     CHECK(lt_last_error()[0] == '\0');
 }

@@ -35,7 +35,8 @@ const char *lt_last_error(void);
 /* Name of a status code, e.g. "shape error". */
 const char *lt_status_name(lt_status s);
 /* Sets this thread's message (printf-style) and returns `code`, so callers can write
- * `return lt_error(LT_ERR_SHAPE, "conv2d: ...")`. */
+ * `return lt_error(LT_ERR_SHAPE, "conv2d: ...")`. The arguments may include
+ * lt_last_error() itself: `lt_error(s, "%s: %s", path, lt_last_error())` adds context. */
 lt_status lt_error(lt_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Thread_local char lt_errbuf[1024];
 
@@ -13,10 +14,14 @@ const char *lt_last_error(void) { return lt_errbuf; }
 void lt_clear_error(void) { lt_errbuf[0] = '\0'; }
 
 lt_status lt_error(lt_status code, const char *fmt, ...) {
+    /* Formatted aside first: the arguments may point into lt_errbuf (re-raising
+     * lt_last_error() with context), and vsnprintf's source and target must not overlap. */
+    char msg[sizeof lt_errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(lt_errbuf, sizeof lt_errbuf, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(lt_errbuf, msg, sizeof msg);
     return code;
 }
 

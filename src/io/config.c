@@ -235,12 +235,7 @@ lt_status lt_config_load(const char *path, lt_config **out) {
     int64_t n;
     *out = NULL;
     lt_status s = lt_file_read(path, (int64_t)1 << 20, &text, &n);
-    if (s == LT_ERR_FORMAT) {   /* re-raised as a config error; copied first, lt_error writes the buffer it reads */
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
-        return lt_error(LT_ERR_CONFIG, "%s", msg);
-    }
-    if (s) return s;
+    if (s) return s == LT_ERR_FORMAT ? lt_error(LT_ERR_CONFIG, "%s", lt_last_error()) : s;
     if ((int64_t)strlen(text) != n) s = lt_error(LT_ERR_CONFIG, "%s: byte %zu: NUL byte (not a text file?)", path, strlen(text));
     else s = lt_config_parse_string(text, path, out);
     lt_free(text);

@@ -472,9 +472,7 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
         return;
     }
     if (st->epochs > 0 && lt_schedule_check(sc) != LT_OK) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
-        rd->st = bad(r, S, "schedule", "%s", msg);
+        rd->st = bad(r, S, "schedule", "%s", lt_last_error());
         return;
     }
 
@@ -681,12 +679,7 @@ lt_status lt_recipe_load(lt_recipe *r, const char *path, const char *const *sets
     char *text;
     int64_t n;
     lt_status s = lt_file_read(path, (int64_t)1 << 20, &text, &n);
-    if (s == LT_ERR_FORMAT) {   /* re-raised as a config error; copied first, lt_error writes the buffer it reads */
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
-        return lt_error(LT_ERR_CONFIG, "%s", msg);
-    }
-    if (s) return s;
+    if (s) return s == LT_ERR_FORMAT ? lt_error(LT_ERR_CONFIG, "%s", lt_last_error()) : s;
     if ((int64_t)strlen(text) != n) {
         lt_free(text);
         return lt_error(LT_ERR_CONFIG, "%s: not a text file (NUL byte)", path);

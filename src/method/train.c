@@ -673,12 +673,9 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     /* Which parameters train, the BN mode, the classifier. */
     if (sc->train_all) s = lt_params_set_trainable(p, "", 1);
     else s = lt_params_freeze_all_except(p, sc->train_prefixes, sc->n_train_prefixes);
-    if (s) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
+    if (s)
         return lt_error(LT_ERR_CONFIG, "%s: %s.train: %s", lt_recipe_where(r, sc->name, "train", w, sizeof w), sc->name,
-                        msg);
-    }
+                        lt_last_error());
     lt_model_set_bn_mode(&t->model, sc->bn);
     if (!mid_stage && sc->reinit_classifier) reinit_classifier(t, k);
     s = lt_mt_stage_loss_begin(r, sc, &t->model, !mid_stage);
@@ -865,9 +862,8 @@ static lt_status load_init(trainer *t) {
     if (!s) s = lt_ckpt_read_params(st, &t->model.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
     lt_safetensors_free(st);
     if (s) {
-        char msg[512], w[300];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
-        return lt_error(s, "%s: model.init: %s", lt_recipe_where(t->r, "model", "init", w, sizeof w), msg);
+        char w[300];
+        return lt_error(s, "%s: model.init: %s", lt_recipe_where(t->r, "model", "init", w, sizeof w), lt_last_error());
     }
     return LT_OK;
 }

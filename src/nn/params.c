@@ -45,9 +45,7 @@ lt_status lt_params_add(lt_params *p, const char *name, lt_param_kind kind, int 
         t.shape[0] = t.shape[1] = t.shape[2] = t.shape[3] = 1;
         t.numel = 1;
     } else if (lt_tensor_set_shape(&t, ndim, shape) != LT_OK) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
-        return lt_error(LT_ERR_SHAPE, "params: '%s': %s", name, msg);
+        return lt_error(LT_ERR_SHAPE, "params: '%s': %s", name, lt_last_error());
     }
     if (p->count == p->cap) {
         int64_t cap = p->cap ? 2 * p->cap : 64;
