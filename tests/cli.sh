@@ -144,7 +144,7 @@ ck_tau=$(grep -o '"posthoc_tau": *[0-9.e+-]*' "$RUN/metrics.json" | tail -1 | se
 if run eval_checkpoint_posthoc 0 "$BIN" eval "$RUN/stage2.safetensors"; then
     got=$(tau_of)
     if [ -n "$ck_tau" ] && [ "${got%%|*}" != "" ] &&
-        awk -v a="${got%%|*}" -v b="$ck_tau" 'BEGIN { exit !(a + 0 == b + 0) }' && [[ ${got#*|} == from\ the\ checkpoint* ]]; then
+        awk -v a="${got%%|*}" -v b="$ck_tau" 'BEGIN { exit !(a + 0 == b + 0) }' && [[ ${got#*|} == checkpoint\;* ]]; then
         ok eval_checkpoint_posthoc
     else bad eval_checkpoint_posthoc "post-hoc line '$got', metrics.json tau '$ck_tau'"; fi
     base_top1=$(top1_of)
@@ -157,7 +157,7 @@ fi
 if run eval_posthoc_sweep 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc-tau sweep; then
     got=$(tau_of)
     if awk -v a="${got%%|*}" -v b="$ck_tau" 'BEGIN { exit !(a + 0 == b + 0) }' &&
-        [ "${got#*|}" = "given; tau chosen on the validation set" ] && [ "$(top1_of)" = "${base_top1:-x}" ]; then
+        [ "${got#*|}" = "given, tau swept on validation" ] && [ "$(top1_of)" = "${base_top1:-x}" ]; then
         ok eval_posthoc_sweep
     else bad eval_posthoc_sweep "post-hoc line '$got', top-1 $(top1_of) vs ${base_top1:-?}, checkpoint tau '$ck_tau'"; fi
 fi
@@ -168,6 +168,21 @@ if run eval_no_posthoc 0 "$BIN" eval "$RUN/stage2.safetensors" --no-posthoc --js
         grep -v '"posthoc_source"' "$T/out" > "$T/raw2"
         if cmp -s "$T/raw1" "$T/raw2" && grep -q '"posthoc": *"none"' "$T/raw1"; then ok eval_posthoc_none_is_raw
         else bad eval_posthoc_none_is_raw "the two JSON outputs differ or are not raw"; fi
+    fi
+fi
+# --posthoc-bias alone keeps the recorded kind and tau: keep is the checkpoint's own
+# evaluation, drop changes the logits
+if run eval_bias_keep 0 "$BIN" eval "$RUN/stage2.safetensors" --json; then
+    grep -v '"posthoc_source"' "$T/out" > "$T/ck"
+    if run eval_bias_keep 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc-bias keep --json; then
+        grep -v '"posthoc_source"' "$T/out" > "$T/keep"
+        cmp -s "$T/ck" "$T/keep" && grep -q '"posthoc_source": "given"' "$T/out" && ok eval_bias_keep ||
+            bad eval_bias_keep "--posthoc-bias keep differs from the checkpoint's evaluation"
+        if run eval_bias_drop 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc-bias drop --json; then
+            nll() { grep -m1 '"nll"' "$1"; }
+            [ "$(nll "$T/out")" != "$(nll "$T/keep")" ] && ok eval_bias_drop ||
+                bad eval_bias_drop "dropping the bias left the test NLL at $(nll "$T/out")"
+        fi
     fi
 fi
 if run eval_logit_adjust 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc la_add --posthoc-tau 1 --json; then
@@ -184,6 +199,8 @@ expect_error eval_negative_tau 2 "--posthoc-tau" "-1" -- "$BIN" eval "$RUN/stage
 expect_error eval_no_posthoc_conflict 2 "--no-posthoc" -- \
     "$BIN" eval "$RUN/stage2.safetensors" --no-posthoc --posthoc taunorm
 expect_error eval_l2norm_takes_no_tau 2 "l2norm" -- "$BIN" eval "$RUN/stage2.safetensors" --posthoc l2norm --posthoc-tau 1
+expect_error eval_bias_with_logit_adjust 2 "--posthoc-bias" -- \
+    "$BIN" eval "$RUN/stage2.safetensors" --posthoc la_add --posthoc-bias drop
 expect_error eval_sweep_needs_val 2 "validation" -- \
     "$BIN" eval "$RUN/stage2.safetensors" --posthoc taunorm --set data.val_per_class=0
 head -c 3000 "$RUN/stage2.safetensors" > "$T/truncated.safetensors"

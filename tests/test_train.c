@@ -522,6 +522,28 @@ TEST(train_checkpoint_posthoc_reapplied) {
     REQUIRE_OK(lt_checkpoint_posthoc_apply(&m, st, bad, counts, &kind, &tau));
     CHECK(kind == LT_POSTHOC_NONE && isnan(tau) && m.head.post_shift == NULL && m.head.post_scale == NULL);
     lt_safetensors_free(st);
+
+    /* the record alone (longtail eval's overrides): kind, τ and bias, or an error naming the key */
+    struct { const char *meta[6]; lt_status want; lt_stage_posthoc kind; double tau; int drop; const char *names; } rec[] = {
+        {{"posthoc", "tau_norm", "posthoc_tau", "0.7", "posthoc_bias", "drop"}, LT_OK, LT_STAGE_POSTHOC_TAUNORM, 0.7, 1, NULL},
+        {{"posthoc", "la_multiplicative", "posthoc_tau", "1.5", "x", "y"}, LT_OK, LT_STAGE_POSTHOC_LA_MUL, 1.5, 0, NULL},
+        {{"posthoc", "none", "a", "b", "x", "y"}, LT_OK, LT_STAGE_POSTHOC_NONE, NAN, 0, NULL},
+        {{"posthoc", "cubic", "posthoc_tau", "1", "x", "y"}, LT_ERR_FORMAT, LT_STAGE_POSTHOC_NONE, NAN, 0, "cubic"},
+        {{"posthoc", "tau_norm", "posthoc_tau", "1", "posthoc_bias", "half"}, LT_ERR_FORMAT, LT_STAGE_POSTHOC_NONE, NAN, 0,
+         "posthoc_bias"},
+        {{"posthoc", "tau_norm", "posthoc_tau", "-1", "x", "y"}, LT_ERR_FORMAT, LT_STAGE_POSTHOC_NONE, NAN, 0, "posthoc_tau"},
+    };
+    for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++) {
+        REQUIRE_OK(lt_checkpoint_save(bad, &m.params, rec[i].meta, 3));
+        REQUIRE_OK(lt_safetensors_load(bad, &st));
+        lt_stage_posthoc k;
+        double t;
+        int drop;
+        CHECK_EQ_INT(lt_checkpoint_posthoc_read(st, bad, &k, &t, &drop), rec[i].want);
+        CHECK(k == rec[i].kind && drop == rec[i].drop && (isnan(rec[i].tau) ? isnan(t) : t == rec[i].tau));
+        if (rec[i].names) CHECK(strstr(lt_last_error(), rec[i].names) && strstr(lt_last_error(), "bad.safetensors"));
+        lt_safetensors_free(st);
+    }
     lt_ctx_free(ctx);
     lt_model_free(&m);
     lt_recipe_free(&r);

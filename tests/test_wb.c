@@ -164,6 +164,17 @@ static lt_tensor *eval_logits(lt_ctx *ctx, lt_model *m, float *f) {
     return lt_model_head_forward(ctx, m, x);
 }
 
+/* lt_posthoc_choose at a fixed τ (no sweep), then the head's evaluation logits of the two
+ * feature rows f into out[8]. Returns 1 on success. */
+static int choose_logits(lt_ctx *ctx, lt_model *m, lt_stage_posthoc kind, int drop_bias, double tau,
+                         const int64_t *counts, float *f, float *out, lt_posthoc *k_out, double *t_out) {
+    if (lt_posthoc_choose(ctx, m, "eval", kind, drop_bias, tau, NULL, NULL, 32, 1, counts, NULL, k_out, t_out)) return 0;
+    lt_tensor *z = eval_logits(ctx, m, f);
+    if (!z) return 0;
+    memcpy(out, z->data, 8 * sizeof(float));
+    return 1;
+}
+
 TEST(wb_posthoc_taunorm_and_logit_adjustment) {
     lt_model m;
     REQUIRE_OK(small_model(&m, LT_HEAD_LINEAR, 4, 1.0f));
@@ -234,57 +245,40 @@ TEST(wb_posthoc_taunorm_and_logit_adjustment) {
     z = eval_logits(ctx, &m, f);
     REQUIRE(z);
     CHECK_CLOSE("l2norm = taunorm(1)", z->data, l2, 8, 0, 0);
-    /* the public entry (longtail eval's overrides): a fixed τ is the stage's transform */
-    {
-        lt_posthoc k_out;
-        double t_out;
-        sc.posthoc = LT_STAGE_POSTHOC_LA_MUL;
-        REQUIRE_OK(lt_mt_posthoc_apply(&m, &sc, 0.7, counts));
-        z = eval_logits(ctx, &m, f);
-        REQUIRE(z);
-        float la[8];
-        memcpy(la, z->data, sizeof la);
-        REQUIRE_OK(lt_model_set_posthoc(&m, NULL, NULL));
-        REQUIRE_OK(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_LA_MUL, 0, 0.7, NULL, NULL, 32, 1, counts, NULL,
-                                     &k_out, &t_out));
-        CHECK(k_out == LT_POSTHOC_LA_MUL);
-        CHECK_NEAR(t_out, 0.7, 0);
-        z = eval_logits(ctx, &m, f);
-        REQUIRE(z);
-        CHECK_CLOSE("lt_posthoc_choose = stage transform", z->data, la, 8, 0, 0);
-        /* l2norm ignores the given τ: τ = 1 */
-        REQUIRE_OK(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_L2NORM, 0, 0.3, NULL, NULL, 32, 1, counts, NULL,
-                                     &k_out, &t_out));
-        CHECK(k_out == LT_POSTHOC_TAU_NORM);
-        CHECK_NEAR(t_out, 1.0, 0);
-        z = eval_logits(ctx, &m, f);
-        REQUIRE(z);
-        CHECK_CLOSE("lt_posthoc_choose l2norm", z->data, l2, 8, 0, 0);
-        /* none clears the transform */
-        REQUIRE_OK(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_NONE, 0, NAN, NULL, NULL, 32, 1, counts, NULL,
-                                     &k_out, &t_out));
-        CHECK(k_out == LT_POSTHOC_NONE && isnan(t_out));
-        z = eval_logits(ctx, &m, f);
-        REQUIRE(z);
-        lt_tensor *zr = NULL;
-        float raw[8];
-        memcpy(raw, z->data, sizeof raw);
-        REQUIRE_OK(lt_model_set_posthoc(&m, NULL, NULL));
-        zr = eval_logits(ctx, &m, f);
-        REQUIRE(zr);
-        CHECK_CLOSE("lt_posthoc_choose none", raw, zr->data, 8, 0, 0);
-        /* errors: a negative or infinite τ, a sweep without validation images, a bad kind */
-        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, -0.5, NULL, NULL, 32, 1, counts,
-                                       NULL, &k_out, &t_out), LT_ERR_ARG);
-        CHECK(strstr(lt_last_error(), "eval") && strstr(lt_last_error(), "-0.5"));
-        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, INFINITY, NULL, NULL, 32, 1,
-                                       counts, NULL, &k_out, &t_out), LT_ERR_ARG);
-        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, NAN, NULL, NULL, 32, 1, counts,
-                                       NULL, &k_out, &t_out), LT_ERR_CONFIG);
-        CHECK(strstr(lt_last_error(), "validation") != NULL);
-        CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", (lt_stage_posthoc)9, 0, 1.0, NULL, NULL, 32, 1, counts, NULL,
-                                       &k_out, &t_out), LT_ERR_ARG);
-    }
+    /* the public entry (longtail eval's overrides) at a fixed τ is the stage's transform */
+    float raw[8], want[8], got[8];
+    lt_posthoc k_out;
+    double t_out;
+    REQUIRE(choose_logits(ctx, &m, LT_STAGE_POSTHOC_NONE, 0, NAN, counts, f, raw, &k_out, &t_out));
+    CHECK(k_out == LT_POSTHOC_NONE && isnan(t_out));
+    REQUIRE_OK(lt_posthoc_logit_adjust(raw, 2, C, counts, LT_POSTHOC_LA_MUL, 0.7, want));
+    REQUIRE(choose_logits(ctx, &m, LT_STAGE_POSTHOC_LA_MUL, 0, 0.7, counts, f, got, &k_out, &t_out));
+    CHECK(k_out == LT_POSTHOC_LA_MUL);
+    CHECK_NEAR(t_out, 0.7, 0);
+    CHECK_CLOSE("lt_posthoc_choose la_mul", got, want, 8, 1e-4, 1e-4);
+    /* l2norm ignores the given τ (τ = 1); drop_bias reaches the transform */
+    REQUIRE(choose_logits(ctx, &m, LT_STAGE_POSTHOC_L2NORM, 0, 0.3, counts, f, got, &k_out, &t_out));
+    CHECK(k_out == LT_POSTHOC_TAU_NORM);
+    CHECK_NEAR(t_out, 1.0, 0);
+    CHECK_CLOSE("lt_posthoc_choose l2norm", got, l2, 8, 0, 0);
+    REQUIRE(choose_logits(ctx, &m, LT_STAGE_POSTHOC_TAUNORM, 1, 1.0, counts, f, got, &k_out, &t_out));
+    for (int i = 0; i < 2; i++)
+        for (int c = 0; c < C; c++) want[i * C + c] = l2[i * C + c] - m.head.bias->data[c];
+    CHECK_CLOSE("lt_posthoc_choose taunorm, bias dropped", got, want, 8, 1e-5, 1e-5);
+    /* none clears it again */
+    REQUIRE(choose_logits(ctx, &m, LT_STAGE_POSTHOC_NONE, 0, NAN, counts, f, got, &k_out, &t_out));
+    CHECK_CLOSE("lt_posthoc_choose none", got, raw, 8, 0, 0);
+    /* errors: a negative or infinite τ, a sweep without validation images, a bad kind */
+    CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, -0.5, NULL, NULL, 32, 1, counts, NULL,
+                                   &k_out, &t_out), LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "eval") && strstr(lt_last_error(), "-0.5"));
+    CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, INFINITY, NULL, NULL, 32, 1, counts,
+                                   NULL, &k_out, &t_out), LT_ERR_ARG);
+    CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", LT_STAGE_POSTHOC_TAUNORM, 0, NAN, NULL, NULL, 32, 1, counts, NULL,
+                                   &k_out, &t_out), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "validation") != NULL);
+    CHECK_EQ_INT(lt_posthoc_choose(ctx, &m, "eval", (lt_stage_posthoc)9, 0, 1.0, NULL, NULL, 32, 1, counts, NULL,
+                                   &k_out, &t_out), LT_ERR_ARG);
     lt_ctx_free(ctx);
     lt_model_free(&m);
 }

@@ -101,6 +101,9 @@ typedef enum lt_stage_posthoc {
     LT_STAGE_POSTHOC_LA_ADD,   /* z − τ log π (Menon et al. 2021) */
     LT_STAGE_POSTHOC_LA_MUL,   /* z_c · π_c^−τ (Hasegawa & Sato 2024) */
 } lt_stage_posthoc;
+/* The recipe's spellings of the kinds, indexed by lt_stage_posthoc (`posthoc = taunorm`). */
+#define LT_STAGE_POSTHOC_KINDS 5
+extern const char *const lt_stage_posthoc_names[LT_STAGE_POSTHOC_KINDS];
 
 typedef enum lt_epoch_select {
     LT_EPOCH_BEST_VAL = 0,     /* the epoch with the highest validation top-1 (first of ties) */
@@ -229,6 +232,10 @@ lt_status lt_evaluate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, const lt_a
  * *kind / *tau (either may be NULL) get what was applied (NONE / NaN if nothing). `path`
  * names the file in errors. */
 struct lt_safetensors;
+/* Reads that record without applying it: *kind (NONE, τ NaN, when there is none), *tau,
+ * *drop_bias. A malformed record is LT_ERR_FORMAT naming `path`. */
+lt_status lt_checkpoint_posthoc_read(const struct lt_safetensors *st, const char *path, lt_stage_posthoc *kind,
+                                     double *tau, int *drop_bias);
 lt_status lt_checkpoint_posthoc_apply(lt_model *m, const struct lt_safetensors *st, const char *path,
                                       const int64_t *train_counts, lt_posthoc *kind, double *tau);
 

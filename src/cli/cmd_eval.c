@@ -86,10 +86,7 @@ int lt_cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *recipe_path = NULL, *split = "test";
     const char *ph_opt = NULL, *tau_opt = NULL, *bias_opt = NULL;
     int json = 0, posthoc = 1, rc = 0;
-    static const char *const ph_names[] = {"none", "l2norm", "taunorm", "la_add", "la_mul"};
-    static const lt_stage_posthoc ph_kinds[] = {LT_STAGE_POSTHOC_NONE, LT_STAGE_POSTHOC_L2NORM, LT_STAGE_POSTHOC_TAUNORM,
-                                                LT_STAGE_POSTHOC_LA_ADD, LT_STAGE_POSTHOC_LA_MUL};
-    int ph_k = -1;          /* index into ph_names of --posthoc */
+    int ph_k = -1;          /* --posthoc, an lt_stage_posthoc */
     double tau_v = NAN;     /* --posthoc-tau; NaN = sweep */
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int n_sets = 0;
@@ -118,8 +115,8 @@ int lt_cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--set")) sets[n_sets++] = v;
         else if (!strcmp(a, "--posthoc")) {
             ph_opt = v;
-            for (int k = 0; k < 5; k++)
-                if (!strcmp(v, ph_names[k])) ph_k = k;
+            for (int k = 0; k < LT_STAGE_POSTHOC_KINDS; k++)
+                if (!strcmp(v, lt_stage_posthoc_names[k])) ph_k = k;
             if (ph_k < 0) {
                 lt_cli_error("eval: --posthoc expects none, l2norm, taunorm, la_add or la_mul, got '%s'", v);
                 free(sets);
@@ -161,11 +158,11 @@ int lt_cmd_eval(int argc, char **argv) {
     const char *conflict = NULL;
     if (!posthoc && (ph_opt || tau_opt || bias_opt))
         conflict = "--no-posthoc takes no --posthoc, --posthoc-tau or --posthoc-bias";
-    else if (ph_k >= 0 && ph_kinds[ph_k] == LT_STAGE_POSTHOC_NONE && (tau_opt || bias_opt))
+    else if (ph_k >= 0 && ph_k == LT_STAGE_POSTHOC_NONE && (tau_opt || bias_opt))
         conflict = "--posthoc none takes no --posthoc-tau or --posthoc-bias";
-    else if (ph_k >= 0 && ph_kinds[ph_k] == LT_STAGE_POSTHOC_L2NORM && tau_opt)
+    else if (ph_k >= 0 && ph_k == LT_STAGE_POSTHOC_L2NORM && tau_opt)
         conflict = "--posthoc l2norm is tau-norm at tau = 1; it takes no --posthoc-tau";
-    else if (ph_k >= 0 && (ph_kinds[ph_k] == LT_STAGE_POSTHOC_LA_ADD || ph_kinds[ph_k] == LT_STAGE_POSTHOC_LA_MUL) && bias_opt)
+    else if (ph_k >= 0 && (ph_k == LT_STAGE_POSTHOC_LA_ADD || ph_k == LT_STAGE_POSTHOC_LA_MUL) && bias_opt)
         conflict = "--posthoc-bias is for --posthoc l2norm or taunorm";
     if (conflict) {
         lt_cli_error("eval: %s", conflict);
@@ -230,31 +227,32 @@ int lt_cmd_eval(int argc, char **argv) {
     /* the stage's post-hoc transform, as its final evaluation in `longtail train` used it */
     lt_posthoc ph = LT_POSTHOC_NONE;
     double ph_tau = NAN;
-    const char *ph_from = "from the checkpoint; --no-posthoc for the raw weights", *ph_src = "checkpoint";
+    const char *ph_src = "checkpoint";
     if (!s && posthoc && !ph_opt && !tau_opt && !bias_opt) {
         s = lt_checkpoint_posthoc_apply(&m, st, ckpt, counts, &ph, &ph_tau);
     } else if (!s && posthoc) {
-        /* an override: --posthoc's kind, or the checkpoint's with another tau / bias */
-        const char *md = lt_safetensors_metadata(st, "posthoc"), *md_bias = lt_safetensors_metadata(st, "posthoc_bias");
-        lt_stage_posthoc kind = LT_STAGE_POSTHOC_NONE;
-        if (ph_k >= 0) kind = ph_kinds[ph_k];
-        else if (md && !strcmp(md, lt_posthoc_name(LT_POSTHOC_TAU_NORM))) kind = LT_STAGE_POSTHOC_TAUNORM;
-        else if (md && !strcmp(md, lt_posthoc_name(LT_POSTHOC_LA_ADD))) kind = LT_STAGE_POSTHOC_LA_ADD;
-        else if (md && !strcmp(md, lt_posthoc_name(LT_POSTHOC_LA_MUL))) kind = LT_STAGE_POSTHOC_LA_MUL;
-        else
-            s = lt_error(LT_ERR_CONFIG, "eval: %s records no post-hoc transform (metadata posthoc: %s); give --posthoc K "
-                         "with --posthoc-tau / --posthoc-bias", ckpt, md ? md : "missing");
-        if (!s && ph_k < 0 && bias_opt && kind != LT_STAGE_POSTHOC_TAUNORM)
-            s = lt_error(LT_ERR_CONFIG, "eval: --posthoc-bias is for tau-norm, and %s records %s", ckpt, md);
-        int drop = bias_opt ? !strcmp(bias_opt, "drop") : (md_bias && !strcmp(md_bias, "drop"));
-        int sweep = isnan(tau_v) && kind != LT_STAGE_POSTHOC_L2NORM && kind != LT_STAGE_POSTHOC_NONE;
+        /* an override of the recorded transform: its kind, tau or bias replaced */
+        lt_stage_posthoc kind;
+        double tau;
+        int drop;
+        s = lt_checkpoint_posthoc_read(st, ckpt, &kind, &tau, &drop);
+        if (!s && ph_k >= 0) kind = (lt_stage_posthoc)ph_k;
+        else if (!s && kind == LT_STAGE_POSTHOC_NONE)
+            s = lt_error(LT_ERR_CONFIG, "eval: %s records no post-hoc transform; give --posthoc K with --posthoc-tau / "
+                         "--posthoc-bias", ckpt);
+        if (!s && bias_opt && kind != LT_STAGE_POSTHOC_TAUNORM && kind != LT_STAGE_POSTHOC_L2NORM)
+            s = lt_error(LT_ERR_CONFIG, "eval: --posthoc-bias is for tau-norm, and %s records %s", ckpt,
+                         lt_stage_posthoc_names[kind]);
+        if (bias_opt) drop = !strcmp(bias_opt, "drop");
+        if (tau_opt) tau = tau_v;            /* NaN: sweep */
+        else if (ph_k >= 0) tau = NAN;       /* a new kind: its tau is swept */
+        int sweep = isnan(tau) && kind != LT_STAGE_POSTHOC_L2NORM && kind != LT_STAGE_POSTHOC_NONE;
         if (!s && sweep && d.val.n == 0)
             s = lt_error(LT_ERR_CONFIG, "eval: a swept tau is chosen on the validation set and the recipe has none "
                          "(data.val_per_class = 0); give --posthoc-tau T");
         if (!s)
-            s = lt_posthoc_choose(ctx, &m, "eval", kind, drop, tau_v, &d.val, &norm, r.eval_batch_size, r.topk, counts,
+            s = lt_posthoc_choose(ctx, &m, "eval", kind, drop, tau, &d.val, &norm, r.eval_batch_size, r.topk, counts,
                                   &r.groups, &ph, &ph_tau);
-        ph_from = sweep ? "given; tau chosen on the validation set" : "given";
         ph_src = sweep ? "given, tau swept on validation" : "given";
     }
     if (!s && do_test)
@@ -291,7 +289,9 @@ int lt_cmd_eval(int argc, char **argv) {
         printf("checkpoint  %s (resnet%d, width %g, %d classes, %lld parameters)\n", ckpt, m.cfg.depth, (double)m.cfg.width,
                m.cfg.num_classes, (long long)lt_model_num_params(&m));
         printf("recipe      %s\n", from);
-        if (ph != LT_POSTHOC_NONE) printf("post-hoc    %s, tau %g (%s)\n", lt_posthoc_name(ph), ph_tau, ph_from);
+        if (ph != LT_POSTHOC_NONE)
+            printf("post-hoc    %s, tau %g (%s%s)\n", lt_posthoc_name(ph), ph_tau, ph_src,
+                   strcmp(ph_src, "checkpoint") ? "" : "; --no-posthoc for the raw weights");
         if (do_test) print_result("test", &res[0], &d.train);
         if (do_val) print_result("validation", &res[1], &d.train);
     }

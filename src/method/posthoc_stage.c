@@ -54,36 +54,50 @@ lt_status lt_mt_posthoc_apply(lt_model *m, const lt_stage_config *sc, double tau
     return s;
 }
 
-lt_status lt_checkpoint_posthoc_apply(lt_model *m, const lt_safetensors *st, const char *path,
-                                      const int64_t *train_counts, lt_posthoc *kind, double *tau) {
-    if (kind) *kind = LT_POSTHOC_NONE;
-    if (tau) *tau = NAN;
+const char *const lt_stage_posthoc_names[LT_STAGE_POSTHOC_KINDS] = {"none", "l2norm", "taunorm", "la_add", "la_mul"};
+
+lt_status lt_checkpoint_posthoc_read(const lt_safetensors *st, const char *path, lt_stage_posthoc *kind, double *tau,
+                                     int *drop_bias) {
+    *kind = LT_STAGE_POSTHOC_NONE;
+    *tau = NAN;
+    *drop_bias = 0;
     const char *name = lt_safetensors_metadata(st, "posthoc");
-    if (!name || !strcmp(name, "none")) return lt_model_set_posthoc(m, NULL, NULL);
-    lt_stage_config sc;
-    memset(&sc, 0, sizeof sc);
-    lt_posthoc k = LT_POSTHOC_NONE;
-    for (int i = 1; i < LT_POSTHOC_COUNT; i++)
-        if (!strcmp(name, lt_posthoc_name((lt_posthoc)i))) k = (lt_posthoc)i;
-    sc.posthoc = k == LT_POSTHOC_TAU_NORM ? LT_STAGE_POSTHOC_TAUNORM
-                 : k == LT_POSTHOC_LA_ADD ? LT_STAGE_POSTHOC_LA_ADD
-                 : k == LT_POSTHOC_LA_MUL ? LT_STAGE_POSTHOC_LA_MUL
-                                          : LT_STAGE_POSTHOC_NONE;
-    if (sc.posthoc == LT_STAGE_POSTHOC_NONE)
+    if (!name || !strcmp(name, "none")) return LT_OK;
+    /* recorded with eval.h's names; l2norm is recorded as tau_norm at τ = 1 */
+    if (!strcmp(name, lt_posthoc_name(LT_POSTHOC_TAU_NORM))) *kind = LT_STAGE_POSTHOC_TAUNORM;
+    else if (!strcmp(name, lt_posthoc_name(LT_POSTHOC_LA_ADD))) *kind = LT_STAGE_POSTHOC_LA_ADD;
+    else if (!strcmp(name, lt_posthoc_name(LT_POSTHOC_LA_MUL))) *kind = LT_STAGE_POSTHOC_LA_MUL;
+    else
         return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc: expected none, tau_norm, la_additive or la_multiplicative, got '%s'",
                         path, name);
     const char *t = lt_safetensors_metadata(st, "posthoc_tau"), *bias = lt_safetensors_metadata(st, "posthoc_bias");
-    char *end = NULL;
-    double v = t ? strtod(t, &end) : NAN;
-    if (!t || end == t || *end || !isfinite(v) || v < 0)
+    if (!t || !lt_parse_double(t, tau) || !(*tau >= 0)) {
+        *kind = LT_STAGE_POSTHOC_NONE;
+        *tau = NAN;
         return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_tau: expected a number >= 0 for posthoc = %s, got '%s'", path,
                         name, t ? t : "(missing)");
-    if (bias && strcmp(bias, "keep") && strcmp(bias, "drop"))
+    }
+    if (bias && strcmp(bias, "keep") && strcmp(bias, "drop")) {
+        *kind = LT_STAGE_POSTHOC_NONE;
+        *tau = NAN;
         return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_bias: expected keep or drop, got '%s'", path, bias);
-    sc.posthoc_drop_bias = bias && !strcmp(bias, "drop");
-    lt_status s = lt_mt_posthoc_apply(m, &sc, v, train_counts);
-    if (!s && kind) *kind = k;
-    if (!s && tau) *tau = v;
+    }
+    *drop_bias = bias && !strcmp(bias, "drop");
+    return LT_OK;
+}
+
+lt_status lt_checkpoint_posthoc_apply(lt_model *m, const lt_safetensors *st, const char *path,
+                                      const int64_t *train_counts, lt_posthoc *kind, double *tau) {
+    lt_stage_posthoc k;
+    double t;
+    int drop;
+    lt_posthoc k_out = LT_POSTHOC_NONE;
+    double t_out = NAN;
+    lt_status s = lt_checkpoint_posthoc_read(st, path, &k, &t, &drop);
+    /* a fixed τ: no sweep, so no context or validation set */
+    if (!s) s = lt_posthoc_choose(NULL, m, "checkpoint", k, drop, t, NULL, NULL, 0, 1, train_counts, NULL, &k_out, &t_out);
+    if (kind) *kind = s ? LT_POSTHOC_NONE : k_out;
+    if (tau) *tau = s ? NAN : t_out;
     return s;
 }
 

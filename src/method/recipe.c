@@ -368,10 +368,11 @@ static void read_wb_keys(reader *rd, const char *S, lt_stage_config *st) {
         rd->st = bad(r, S, "maxnorm_radius", "expected a radius > 0");
         return;
     }
-    static const char *const ph[] = {"none", "l2norm", "taunorm", "la_add", "la_mul"};
-    static const int ph_v[] = {LT_STAGE_POSTHOC_NONE, LT_STAGE_POSTHOC_L2NORM, LT_STAGE_POSTHOC_TAUNORM,
-                               LT_STAGE_POSTHOC_LA_ADD, LT_STAGE_POSTHOC_LA_MUL};
-    st->posthoc = (lt_stage_posthoc)get_enum(rd, S, "posthoc", "none", ph, ph_v, 5);
+    const char *const *ph = lt_stage_posthoc_names;
+    static const int ph_v[LT_STAGE_POSTHOC_KINDS] = {LT_STAGE_POSTHOC_NONE, LT_STAGE_POSTHOC_L2NORM,
+                                                     LT_STAGE_POSTHOC_TAUNORM, LT_STAGE_POSTHOC_LA_ADD,
+                                                     LT_STAGE_POSTHOC_LA_MUL};
+    st->posthoc = (lt_stage_posthoc)get_enum(rd, S, "posthoc", "none", ph, ph_v, LT_STAGE_POSTHOC_KINDS);
     static const char *const pb[] = {"keep", "drop"};
     static const int pb_v[] = {0, 1};
     st->posthoc_drop_bias = get_enum(rd, S, "posthoc_bias", "keep", pb, pb_v, 2);
