@@ -12,8 +12,7 @@
 # Markdown table and the largest difference; exits 1 if any differs by more than
 # 0.05 points (one test image in 2,000). Env: LONGTAIL.
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-LONGTAIL="${LONGTAIL:-$root/build/longtail}"
+. "$(dirname "$0")/kept_runs.sh"
 data=default
 seeds=
 while [ $# -gt 0 ]; do
@@ -24,27 +23,13 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-case "$data" in lt500|default) ;; *) echo "cross_eval.sh: --data must be lt500 or default" >&2; exit 2 ;; esac
-[ -x "$LONGTAIL" ] || { echo "cross_eval.sh: build longtail first ($LONGTAIL)" >&2; exit 2; }
+sets_line=$(eval_sets "$data")   # exits here on an unknown --data
+read -r -a sets <<< "$sets_line"
 base="$root/runs/results/$data/torch"
 recipes=("$@")
 if [ ${#recipes[@]} -eq 0 ]; then
   while IFS= read -r d; do recipes+=("${d#"$base"/}"); done < <(find "$base" -mindepth 2 -maxdepth 2 -type d | sort)
 fi
-sets=(--set run.threads=1)
-[ "$data" = lt500 ] && sets+=(--set data.n_max=500 --set eval.groups=count)
-
-# field FILE KEY: KEY of the last stage in a metrics.json
-field() { /usr/bin/python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['stages'][-1]; v=s.get(sys.argv[2]); print('' if v is None else v)" "$1" "$2"; }
-kind_arg() {  # metrics.json posthoc name -> --posthoc value
-  case "$1" in
-    ''|none) echo none ;;
-    tau_norm) echo taunorm ;;
-    la_additive) echo la_add ;;
-    la_multiplicative) echo la_mul ;;
-    *) echo "?" ;;
-  esac
-}
 
 printf '| recipe | seed | post-hoc | PyTorch top-1 | longtail eval top-1 | Δ |\n|---|---|---|---|---|---|\n'
 worst=0
@@ -57,12 +42,11 @@ for r in "${recipes[@]}"; do
     [ -d "$dir" ] || continue
     s=${dir##*seed}
     if [ -n "$seeds" ] && ! [[ ",$seeds," == *",$s,"* ]]; then continue; fi
-    ck=$(ls "$dir"/stage*.safetensors 2> /dev/null | sort -V | tail -1)
+    ck=$(last_stage "$dir")
     [ -n "$ck" ] && [ -f "$dir/metrics.json" ] || continue
-    want=$(field "$dir/metrics.json" top1)
-    ph=$(field "$dir/metrics.json" posthoc)
-    tau=$(field "$dir/metrics.json" posthoc_tau)
-    k=$(kind_arg "$ph")
+    want=$(run_field "$dir/metrics.json" top1)
+    tau=$(run_field "$dir/metrics.json" posthoc_tau)
+    k=$(posthoc_arg "$(run_field "$dir/metrics.json" posthoc)")
     args=(--posthoc "$k")
     case "$k" in taunorm|la_add|la_mul) args+=(--posthoc-tau "$tau") ;; esac
     got=$("$LONGTAIL" eval "$ck" --recipe "$ini" "${sets[@]}" "${args[@]}" --json 2>&1 |
