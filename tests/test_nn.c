@@ -258,6 +258,12 @@ TEST(model_rejects_bad_config) {
     c.width = 1.0f;
     c.arch = (lt_arch)42;
     CHECK(lt_model_init(&m, &c, 0) == LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "unknown architecture 42") != NULL);
+    /* fails after the backbone is declared: the model is freed and the message survives */
+    c = lt_model_config_resnet(8, 3, 16, 16, 100);
+    c.head = LT_HEAD_ETF;
+    CHECK(lt_model_init(&m, &c, 0) == LT_ERR_ARG);
+    CHECK(strstr(lt_last_error(), "ETF head needs feature dimension") != NULL);
     lt_model_free(&m);
     lt_model_free(NULL);
 }

@@ -237,21 +237,15 @@ lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed) 
     if (s == LT_OK) s = lt_params_finalize(&m->params);
     if (s == LT_OK) s = lt_resnet_cifar_bind(m);
     if (s == LT_OK) s = head_bind(m);
-    if (s != LT_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
-        lt_model_free(m);
-        return lt_error(s, "%s", msg);
+    if (s == LT_OK) {
+        lt_rng rng;
+        lt_rng_init(&rng, seed, LT_STREAM_INIT);
+        lt_resnet_cifar_init(m, &rng);
+        s = head_init(m, &rng);
     }
-    lt_rng rng;
-    lt_rng_init(&rng, seed, LT_STREAM_INIT);
-    lt_resnet_cifar_init(m, &rng);
-    s = head_init(m, &rng);
     if (s != LT_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", lt_last_error());
-        lt_model_free(m);
-        return lt_error(s, "%s", msg);
+        lt_model_free(m); /* frees raise nothing: the message set above stands */
+        return s;
     }
     m->bn_mode = LT_BN_TRAIN;
     return LT_OK;
