@@ -237,7 +237,7 @@ def main():
            "implementations at fixed τ (`longtail eval --posthoc-tau`) — on the default data they "
            "agree within about a point at equal τ, and the chosen τ moves test top-1 by up to 3. "
            "`longtail eval` on PyTorch's own checkpoints gives PyTorch's reported test top-1 "
-           "for all 75 kept runs checked (`bench/cross_eval.sh`, docs/results-protocol.md): "
+           "for all 99 kept runs checked (`bench/cross_eval.sh`, docs/results-protocol.md): "
            "the gaps are in the trained weights, not in how models are scored.", ""]
     seconds = [r.get("seconds") or 0 for rs in recs.values() for r in rs if r["impl"] == "longtail"]
     out.append(f"Machine: {platform.machine()}, {os.cpu_count()} cores; {len(seconds)} longtail runs recorded, "
