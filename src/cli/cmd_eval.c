@@ -158,11 +158,11 @@ int lt_cmd_eval(int argc, char **argv) {
     const char *conflict = NULL;
     if (!posthoc && (ph_opt || tau_opt || bias_opt))
         conflict = "--no-posthoc takes no --posthoc, --posthoc-tau or --posthoc-bias";
-    else if (ph_k >= 0 && ph_k == LT_STAGE_POSTHOC_NONE && (tau_opt || bias_opt))
+    else if (ph_k == LT_STAGE_POSTHOC_NONE && (tau_opt || bias_opt))
         conflict = "--posthoc none takes no --posthoc-tau or --posthoc-bias";
-    else if (ph_k >= 0 && ph_k == LT_STAGE_POSTHOC_L2NORM && tau_opt)
+    else if (ph_k == LT_STAGE_POSTHOC_L2NORM && tau_opt)
         conflict = "--posthoc l2norm is tau-norm at tau = 1; it takes no --posthoc-tau";
-    else if (ph_k >= 0 && (ph_k == LT_STAGE_POSTHOC_LA_ADD || ph_k == LT_STAGE_POSTHOC_LA_MUL) && bias_opt)
+    else if ((ph_k == LT_STAGE_POSTHOC_LA_ADD || ph_k == LT_STAGE_POSTHOC_LA_MUL) && bias_opt)
         conflict = "--posthoc-bias is for --posthoc l2norm or taunorm";
     if (conflict) {
         lt_cli_error("eval: %s", conflict);

@@ -71,17 +71,18 @@ lt_status lt_checkpoint_posthoc_read(const lt_safetensors *st, const char *path,
         return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc: expected none, tau_norm, la_additive or la_multiplicative, got '%s'",
                         path, name);
     const char *t = lt_safetensors_metadata(st, "posthoc_tau"), *bias = lt_safetensors_metadata(st, "posthoc_bias");
-    if (!t || !lt_parse_double(t, tau) || !(*tau >= 0)) {
-        *kind = LT_STAGE_POSTHOC_NONE;
-        *tau = NAN;
-        return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_tau: expected a number >= 0 for posthoc = %s, got '%s'", path,
-                        name, t ? t : "(missing)");
+    double v = NAN;
+    lt_status s = LT_OK;
+    if (!t || !lt_parse_double(t, &v) || !(v >= 0))
+        s = lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_tau: expected a number >= 0 for posthoc = %s, got '%s'", path,
+                     name, t ? t : "(missing)");
+    else if (bias && strcmp(bias, "keep") && strcmp(bias, "drop"))
+        s = lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_bias: expected keep or drop, got '%s'", path, bias);
+    if (s) {
+        *kind = LT_STAGE_POSTHOC_NONE;   /* a malformed record reads as none */
+        return s;
     }
-    if (bias && strcmp(bias, "keep") && strcmp(bias, "drop")) {
-        *kind = LT_STAGE_POSTHOC_NONE;
-        *tau = NAN;
-        return lt_error(LT_ERR_FORMAT, "%s: metadata posthoc_bias: expected keep or drop, got '%s'", path, bias);
-    }
+    *tau = v;
     *drop_bias = bias && !strcmp(bias, "drop");
     return LT_OK;
 }
