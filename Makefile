@@ -65,13 +65,15 @@ run: deps
 	./$(B)/longtail train
 
 # Unit tests, then the same tests under AddressSanitizer + UBSan; then the command's
-# end-to-end tests (tests/cli.sh) on both builds.
+# end-to-end tests (tests/cli.sh) on both builds; then bit-identity of every recipe's
+# checkpoints against the stored digests (tests/golden.sh).
 test: deps
 	@$(MAKE) --no-print-directory $(B)/longtail $(B)/test_longtail $(BA)/test_longtail $(BA)/longtail
 	./$(B)/test_longtail
 	ASAN_OPTIONS=detect_leaks=1 LT_TEST_SANITIZER=1 ./$(BA)/test_longtail
 	bash tests/cli.sh $(B)/longtail
 	ASAN_OPTIONS=detect_leaks=1 bash tests/cli.sh $(BA)/longtail
+	bash tests/golden.sh $(B)/longtail
 
 unit: $(B)/test_longtail
 	./$(B)/test_longtail

@@ -52,36 +52,12 @@ expect_error() {   # NAME RC PATTERNS... -- CMD...
     run "$name" "$want" "$@" && one_line_error "$name" "${pats[@]}"
 }
 
-# ---- data: IDX files, 10 classes, 30 training and 6 test images of 28 x 28 per class.
-# Class c has a bright 7 x 7 block at a class-dependent place plus deterministic noise.
-idx() {   # FILE N KIND(images|labels) PER_CLASS_ORDER_SEED
-    awk -v n="$2" -v kind="$3" -v seed="$4" 'BEGIN {
-        if (kind == "images") printf "%c%c%c%c", 0, 0, 8, 3; else printf "%c%c%c%c", 0, 0, 8, 1
-        printf "%c%c%c%c", 0, 0, int(n / 256), n % 256
-        if (kind == "images") printf "%c%c%c%c%c%c%c%c", 0, 0, 0, 28, 0, 0, 0, 28
-        x = seed
-        for (i = 0; i < n; i++) {
-            c = i % 10
-            if (kind == "labels") { printf "%c", c; continue }
-            r0 = 2 + 7 * int(c / 3); c0 = 2 + 7 * (c % 3)
-            for (p = 0; p < 784; p++) {
-                x = (x * 1103515245 + 12345) % 2147483648
-                v = int(x / 65536) % 64
-                r = int(p / 28); q = p % 28
-                if (r >= r0 && r < r0 + 7 && q >= c0 && q < c0 + 7) v += 150
-                printf "%c", v
-            }
-        }
-    }' > "$1"
-}
+# ---- data: IDX files, 10 classes, 30 training and 6 test images of 28 x 28 per class
+# (tests/lib.sh).
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+FX=$(cd "$(dirname "$0")" && pwd)/fixtures
 D=$T/data
-mkdir -p "$D"
-idx "$D/train-images-idx3-ubyte" 300 images 1
-idx "$D/train-labels-idx1-ubyte" 300 labels 1
-idx "$D/t10k-images-idx3-ubyte" 60 images 2
-idx "$D/t10k-labels-idx1-ubyte" 60 labels 2
-gzip -k "$D/train-labels-idx1-ubyte"   # the .gz form is read first; both must work
-rm "$D/train-labels-idx1-ubyte"
+tiny_fmnist "$D"
 
 R=$T/tiny.ini
 cat > "$R" <<EOF
@@ -189,6 +165,17 @@ if run eval_logit_adjust 0 "$BIN" eval "$RUN/stage2.safetensors" --posthoc la_ad
     grep -q '"posthoc": *"la_additive"' "$T/out" && grep -Eq '"posthoc_tau": *1,?$' "$T/out" &&
         ok eval_logit_adjust || bad eval_logit_adjust "$(grep posthoc "$T/out" | head -3)"
 fi
+
+# checkpoints written before the models refactor (tests/fixtures/pre_models, the tiny
+# recipe above) still load and score exactly as they did then
+for st in 1 2; do
+    if run eval_pre_models_stage$st 0 env ONEDNN_MAX_CPU_ISA=AVX2 "$BIN" eval "$FX/pre_models/stage$st.safetensors" \
+        --set data.root="$D" --json; then
+        if diff <(grep -v '"checkpoint"\|"recipe"' "$T/out") <(grep -v '"checkpoint"\|"recipe"' "$FX/pre_models/stage$st.eval.json") > "$T/diff"; then
+            ok eval_pre_models_stage$st
+        else bad eval_pre_models_stage$st "differs from the stored evaluation: $(head -c 300 "$T/diff")"; fi
+    fi
+done
 
 # ---- bad input: one line naming what and where, exit 2 (usage) or 1 (runtime)
 expect_error eval_tau_without_transform 2 "stage1.safetensors" "--posthoc" -- \
