@@ -17,11 +17,10 @@
  * weights get no gradient and no optimizer update), `group` selects the optimizer's
  * per-group weight decay and lr scale (optim.h).
  *
- * lt_model is a backbone (architecture kind + its layers) followed by a head (kind +
- * parameters), over one lt_params. lt_model_forward_features() gives the pooled features
- * (B, D) and lt_model_head_forward() the logits, so other heads (cosine, ETF,
- * multi-expert) and other backbones (ReActNet-style binary nets) slot in beside the
- * CIFAR ResNet without changing callers. */
+ * lt_model is a backbone (a module tree built by a named architecture of the registry)
+ * followed by one or more heads (kind + parameters), over one lt_params.
+ * lt_model_forward_features() gives the pooled features (B, D), lt_model_head_forward()
+ * the logits, lt_model_forward_outputs() every head's logits and their combination. */
 #ifndef LONGTAIL_NN_H
 #define LONGTAIL_NN_H
 
@@ -100,9 +99,80 @@ int64_t lt_params_numel_trainable(const lt_params *p);
 
 /* ------------------------------------------------------------------ models */
 
+/* Architectures (src/nn/arch.c holds the registry; docs/architecture.md lists the names).
+ * Each is a builder that turns a few numbers of lt_model_config into a module tree. */
 typedef enum lt_arch {
-    LT_ARCH_RESNET_CIFAR = 0,   /* He et al. CIFAR ResNet-(6n+2), option-A shortcuts */
+    LT_ARCH_RESNET_CIFAR = 0,      /* He et al. CIFAR ResNet-(6n+2), option-A shortcuts: resnet<6n+2> */
+    LT_ARCH_RESNET_CIFAR_NOBN = 1, /* the same without batch norm, convs with a bias: resnet<6n+2>_nobn */
+    LT_ARCH_RESNET = 2,            /* torchvision ResNet-18/34/50 (BasicBlock / Bottleneck, 1x1
+                                      projection shortcuts), torchvision's parameter names */
+    LT_ARCH_MLP = 3,               /* flatten, then Linear + ReLU per hidden layer: mlp */
 } lt_arch;
+
+/* Stem of the torchvision ResNets: 7x7 stride-2 conv + 3x3 stride-2 max-pool (ImageNet), or
+ * a 3x3 stride-1 conv and no pool (for 32x32 inputs, as CIFAR ports of ResNet-18 do). */
+typedef enum lt_stem {
+    LT_STEM_IMAGENET = 0,
+    LT_STEM_CIFAR = 1,
+} lt_stem;
+
+#define LT_MAX_HIDDEN 16   /* MLP hidden layers */
+#define LT_MAX_HEADS 8     /* heads over one shared backbone */
+
+/* ------------------------------------------------------------------ modules
+ *
+ * A backbone is a tree of modules (src/nn/module.c). Each kind has one row in a static
+ * table {name, declare parameters, bind views, init, forward, fold}; a module carries its
+ * parameter-name prefix (the full state_dict prefix, "layer1.0.conv1"), its options and its
+ * children. The tree is what a checkpoint's "architecture" metadata describes and what an
+ * exporter walks; the forward pass is one recursive walk. */
+typedef enum lt_module_kind {
+    LT_MOD_SEQUENTIAL = 0,   /* children in order */
+    LT_MOD_CONV,             /* k x k conv, stride, pad, optional bias: <p>.weight (O, k, k, I), <p>.bias */
+    LT_MOD_BATCHNORM,        /* <p>.weight, .bias, .running_mean, .running_var, .num_batches_tracked */
+    LT_MOD_LINEAR,           /* <p>.weight (out, in), <p>.bias */
+    LT_MOD_RELU,
+    LT_MOD_PRELU,            /* <p>.weight (C), one slope per channel, init 0.25 */
+    LT_MOD_MAXPOOL,          /* k x k, stride, pad (-inf padding) */
+    LT_MOD_GLOBAL_AVGPOOL,   /* (N, H, W, C) -> (N, C) */
+    LT_MOD_FLATTEN,          /* (N, H, W, C) -> (N, H*W*C), NHWC order */
+    LT_MOD_RESIDUAL,         /* relu(body(x) + shortcut(x)); body = the children, except a
+                                projection shortcut, which is the last child (downsample) */
+    LT_MOD_KIND_COUNT
+} lt_module_kind;
+
+typedef enum lt_shortcut {
+    LT_SHORTCUT_IDENTITY = 0,
+    LT_SHORTCUT_A = 1,          /* x[:, ::s, ::s] and zero channel padding (no parameters) */
+    LT_SHORTCUT_PROJECTION = 2, /* the last child: 1x1 conv (stride s) + BN, torchvision's downsample */
+} lt_shortcut;
+
+typedef enum lt_weight_init {
+    LT_WINIT_KAIMING_FAN_IN = 0,  /* N(0, 2 / fan_in): kaiming_normal_ (CIFAR ResNet code) */
+    LT_WINIT_KAIMING_FAN_OUT = 1, /* N(0, 2 / fan_out), fan_out = O k k: torchvision ResNets */
+    LT_WINIT_TORCH_DEFAULT = 2,   /* U(+-1/sqrt(fan_in)) weight and bias: nn.Linear / nn.Conv2d default */
+} lt_weight_init;
+
+typedef struct lt_module {
+    lt_module_kind kind;
+    char name[96];              /* parameter-name prefix; "" for the root */
+    struct lt_module **children;
+    int n_children, cap_children;
+    int64_t in_c, out_c;        /* conv, linear, batch norm / PReLU (out_c) */
+    int k, stride, pad;         /* conv, max-pool; residual: stride of its shortcut */
+    int has_bias;               /* conv */
+    lt_weight_init init;        /* conv, linear */
+    lt_shortcut shortcut;       /* residual */
+    int bn_mode;                /* batch norm: -1 follows the model's lt_bn_mode, else one of them */
+    /* views into lt_params, bound after finalize */
+    lt_tensor *weight, *bias, *running_mean, *running_var;
+    int64_t *num_batches_tracked;
+} lt_module;
+
+/* "sequential", "conv", ... ("?" otherwise). */
+const char *lt_module_kind_name(lt_module_kind kind);
+/* Number of modules of the tree (the root included) whose kind is `kind`. */
+int64_t lt_module_count(const lt_module *root, lt_module_kind kind);
 
 typedef enum lt_head_kind {
     LT_HEAD_LINEAR = 0,         /* fc: logits = f · Wᵀ + b */
@@ -147,7 +217,7 @@ typedef enum lt_bn_mode {
 
 typedef struct lt_model_config {
     lt_arch arch;
-    int depth;             /* ResNet: 6n+2 (8, 20, 32, 44, 56, ...) */
+    int depth;             /* CIFAR ResNet: 6n+2 (8, 20, 32, 44, 56, ...); torchvision: 18, 34, 50 */
     int in_channels;       /* e.g. 3 (CIFAR) or 1 (MNIST) */
     int in_height, in_width; /* nominal input size; the ResNet is fully convolutional and
                                  its forward takes any H, W (the channel count must match) */
@@ -157,6 +227,11 @@ typedef struct lt_model_config {
     lt_bias_init fc_bias_init;
     float bn_momentum;     /* 0 means PyTorch's 0.1 */
     float bn_eps;          /* 0 means PyTorch's 1e-5 */
+    lt_stem stem;          /* LT_ARCH_RESNET only */
+    int n_hidden;          /* LT_ARCH_MLP: hidden layer widths hidden[0 .. n_hidden) */
+    int hidden[LT_MAX_HIDDEN];
+    int heads;             /* heads over the shared features; 0 means 1. One head is named
+                              fc.*, K > 1 heads fc.0.* .. fc.K-1.* */
 } lt_model_config;
 
 typedef struct lt_head {
@@ -172,18 +247,33 @@ typedef struct lt_head {
      * bias dropped, shift −b_c s_c; additive LA s = 1, shift −τ log π_c; multiplicative LA
      * s_c = π_c^−τ. */
     float *post_scale, *post_shift;
+    char prefix[16];       /* "fc", or "fc.k" when the model has several heads */
 } lt_head;
-
-struct lt_backbone;        /* architecture-specific layers (src/nn) */
 
 typedef struct lt_model {
     lt_model_config cfg;
     lt_params params;
     lt_bn_mode bn_mode;
     int64_t feature_dim;   /* D of the pooled features */
-    lt_head head;
-    struct lt_backbone *backbone;
+    lt_head head;          /* head 0 (the only one unless cfg.heads > 1) */
+    lt_head more_heads[LT_MAX_HEADS - 1];   /* heads 1 .. n_heads-1 */
+    int n_heads;
+    lt_module *root;       /* the backbone: input (B, H, W, C) -> features (B, feature_dim) */
 } lt_model;
+
+/* Head k (0 .. n_heads-1). */
+lt_head *lt_model_head(lt_model *m, int k);
+
+/* Everything a forward pass gives: the shared pooled features, each head's logits (a
+ * branch; all branches share the features here), and the combined logits (the mean of
+ * the branches' logits; with one head, that head's logits themselves). */
+typedef struct lt_outputs {
+    lt_tensor *features;
+    int n_branches;
+    lt_tensor *branch_features[LT_MAX_HEADS];
+    lt_tensor *branch_logits[LT_MAX_HEADS];
+    lt_tensor *logits;
+} lt_outputs;
 
 /* A config with the defaults filled in: CIFAR ResNet of the given depth, width 1,
  * linear head, PyTorch bias init and BN momentum/eps. */
@@ -195,7 +285,20 @@ lt_model_config lt_model_config_resnet(int depth, int in_channels, int in_height
  * Weights are drawn in state_dict order. On error *m is left freed (lt_model_free safe). */
 lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed);
 void lt_model_free(lt_model *m);   /* NULL is a no-op */
+/* The BN mode of every batch norm (clears per-prefix modes). */
 void lt_model_set_bn_mode(lt_model *m, lt_bn_mode mode);
+/* The BN mode of the batch norms whose names the prefix selects (lt_params_name_matches);
+ * LT_ERR_ARG if it selects none. */
+lt_status lt_model_set_bn_mode_prefix(lt_model *m, const char *prefix, lt_bn_mode mode);
+
+/* The architecture registry (src/nn/arch.c). lt_arch_parse sets c->arch and c->depth (and
+ * the stem default) from a name: resnet<6n+2> (CIFAR; also resnet_cifar<6n+2>, needed for
+ * depth 50), resnet<6n+2>_nobn, resnet18 / resnet34 / resnet50 (torchvision), mlp. An
+ * unknown name is LT_ERR_ARG with the list of names. lt_arch_name writes the canonical
+ * name of c (the inverse). lt_arch_names: one line listing every pattern. */
+lt_status lt_arch_parse(const char *name, lt_model_config *c);
+const char *lt_arch_name(const lt_model_config *c, char *buf, size_t n);
+const char *lt_arch_names(void);
 /* Total parameter count (PyTorch's sum(p.numel() for p in model.parameters())). */
 int64_t lt_model_num_params(const lt_model *m);
 
@@ -208,7 +311,11 @@ lt_status lt_model_set_posthoc(lt_model *m, const float *scale, const float *shi
 lt_tensor *lt_model_forward_features(lt_ctx *ctx, lt_model *m, lt_tensor *x);
 /* features (B, feature_dim) -> logits (B, num_classes). */
 lt_tensor *lt_model_head_forward(lt_ctx *ctx, lt_model *m, lt_tensor *features);
-/* Both; *features_out (may be NULL) gets the pooled features. */
+/* features -> logits of head k. */
+lt_tensor *lt_model_head_forward_k(lt_ctx *ctx, lt_model *m, int k, lt_tensor *features);
+/* Features, every head, combined logits. LT_OK, or the context's error. */
+lt_status lt_model_forward_outputs(lt_ctx *ctx, lt_model *m, lt_tensor *x, lt_outputs *out);
+/* The combined logits; *features_out (may be NULL) gets the pooled features. */
 lt_tensor *lt_model_forward(lt_ctx *ctx, lt_model *m, lt_tensor *x, lt_tensor **features_out);
 
 #endif

@@ -1,5 +1,5 @@
-/* lt_model: a backbone (dispatched by cfg.arch) followed by a head (cfg.head), over one
- * lt_params. Also the BN and initialization helpers the backbones share. */
+/* lt_model: a backbone (a module tree from the architecture registry, arch.c) followed by
+ * one or more heads (cfg.head), over one lt_params. Also the initialization helpers. */
 #include "nn_internal.h"
 
 #include "longtail/ops.h"
@@ -10,71 +10,13 @@
 
 /* ---------------------------------------------------------------- init helpers */
 
-void lt_init_kaiming_normal(lt_tensor *w, int64_t fan_in, lt_rng *rng) {
-    double std = sqrt(2.0 / (double)fan_in);
+void lt_init_kaiming_normal(lt_tensor *w, int64_t fan, lt_rng *rng) {
+    double std = sqrt(2.0 / (double)fan);
     for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(rng));
 }
 
 void lt_init_uniform(lt_tensor *w, float lo, float hi, lt_rng *rng) {
     for (int64_t i = 0; i < w->numel; i++) w->data[i] = lo + (hi - lo) * lt_rng_uniform(rng);
-}
-
-/* ---------------------------------------------------------------- batch norm */
-
-lt_status lt_bn_declare(lt_params *p, const char *prefix, int64_t c, int group) {
-    static const char *const names[] = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"};
-    static const lt_param_kind kinds[] = {LT_PARAM_WEIGHT, LT_PARAM_WEIGHT, LT_PARAM_BUFFER,
-                                          LT_PARAM_BUFFER, LT_PARAM_COUNTER};
-    char name[128];
-    for (int k = 0; k < 5; k++) {
-        snprintf(name, sizeof name, "%s.%s", prefix, names[k]);
-        lt_status s = lt_params_add(p, name, kinds[k], 1, &c, group, NULL);
-        if (s != LT_OK) return s;
-    }
-    return LT_OK;
-}
-
-lt_status lt_bn_bind(lt_params *p, const char *prefix, lt_bn_layer *bn) {
-    char name[128];
-    lt_tensor **views[] = {&bn->weight, &bn->bias, &bn->running_mean, &bn->running_var};
-    static const char *const names[] = {"weight", "bias", "running_mean", "running_var"};
-    for (int k = 0; k < 4; k++) {
-        snprintf(name, sizeof name, "%s.%s", prefix, names[k]);
-        *views[k] = lt_params_tensor(p, name);
-        if (!*views[k]) return lt_error(LT_ERR_STATE, "model: parameter '%s' missing", name);
-    }
-    snprintf(name, sizeof name, "%s.num_batches_tracked", prefix);
-    lt_param *e = lt_params_find(p, name);
-    if (!e || !e->counter) return lt_error(LT_ERR_STATE, "model: counter '%s' missing", name);
-    bn->num_batches_tracked = e->counter;
-    return LT_OK;
-}
-
-void lt_bn_reset(lt_bn_layer *bn) {
-    int64_t c = bn->weight->numel;
-    for (int64_t i = 0; i < c; i++) {
-        bn->weight->data[i] = 1.0f;
-        bn->bias->data[i] = 0.0f;
-        bn->running_mean->data[i] = 0.0f;
-        bn->running_var->data[i] = 1.0f;
-    }
-    *bn->num_batches_tracked = 0;
-}
-
-lt_tensor *lt_bn_forward(lt_ctx *ctx, const lt_model *m, const lt_bn_layer *bn, lt_tensor *x) {
-    if (!x) return NULL;
-    int batch_stats = lt_ctx_training(ctx) && m->bn_mode != LT_BN_FROZEN;
-    lt_tensor *gamma = bn->weight, *beta = bn->bias;
-    if (m->bn_mode == LT_BN_STATS_ONLY) {
-        /* Gradient-free views of the same γ/β: the tape never reaches the parameters. */
-        gamma = lt_tensor_wrap(ctx, gamma->data, 1, gamma->shape);
-        beta = lt_tensor_wrap(ctx, beta->data, 1, beta->shape);
-        if (!gamma || !beta) return NULL;
-    }
-    lt_tensor *y = lt_batchnorm(ctx, x, gamma, beta, bn->running_mean, bn->running_var,
-                                batch_stats, m->cfg.bn_momentum, m->cfg.bn_eps);
-    if (y && batch_stats) (*bn->num_batches_tracked)++;
-    return y;
 }
 
 /* ---------------------------------------------------------------- model */
@@ -107,20 +49,31 @@ const char *lt_head_kind_name(lt_head_kind kind) {
     return "?";
 }
 
-static lt_status head_declare(lt_model *m) {
+lt_head *lt_model_head(lt_model *m, int k) {
+    if (k < 0 || k >= m->n_heads) return NULL;
+    return k == 0 ? &m->head : &m->more_heads[k - 1];
+}
+
+static lt_status head_add(lt_model *m, const lt_head *h, const char *leaf, lt_param_kind kind, int ndim,
+                          const int64_t *shape) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", h->prefix, leaf);
+    return lt_params_add(&m->params, name, kind, ndim, shape, LT_GROUP_HEAD, NULL);
+}
+
+static lt_status head_declare(lt_model *m, const lt_head *h) {
     const lt_model_config *c = &m->cfg;
     int64_t ws[2] = {c->num_classes, m->feature_dim}, bs[1] = {c->num_classes};
     lt_status s;
     switch (c->head) {
     case LT_HEAD_LINEAR:
     case LT_HEAD_LWS:
-        s = lt_params_add(&m->params, "fc.weight", LT_PARAM_WEIGHT, 2, ws, LT_GROUP_HEAD, NULL);
-        if (s == LT_OK) s = lt_params_add(&m->params, "fc.bias", LT_PARAM_WEIGHT, 1, bs, LT_GROUP_HEAD, NULL);
-        if (s == LT_OK && c->head == LT_HEAD_LWS)
-            s = lt_params_add(&m->params, "fc.scales", LT_PARAM_WEIGHT, 1, bs, LT_GROUP_HEAD, NULL);
+        s = head_add(m, h, "weight", LT_PARAM_WEIGHT, 2, ws);
+        if (s == LT_OK) s = head_add(m, h, "bias", LT_PARAM_WEIGHT, 1, bs);
+        if (s == LT_OK && c->head == LT_HEAD_LWS) s = head_add(m, h, "scales", LT_PARAM_WEIGHT, 1, bs);
         return s;
     case LT_HEAD_COSINE:
-        return lt_params_add(&m->params, "fc.weight", LT_PARAM_WEIGHT, 2, ws, LT_GROUP_HEAD, NULL);
+        return head_add(m, h, "weight", LT_PARAM_WEIGHT, 2, ws);
     case LT_HEAD_ETF:
         if (c->num_classes < 2)
             return lt_error(LT_ERR_ARG, "model: the ETF head needs at least 2 classes, got %d", c->num_classes);
@@ -130,23 +83,28 @@ static lt_status head_declare(lt_model *m) {
                             "with cosines -1/(C-1) spans C-1 dimensions and U has C orthonormal columns), got D = %lld, "
                             "C = %d (widen the backbone: [model] width)",
                             (long long)m->feature_dim, c->num_classes);
-        s = lt_params_add(&m->params, "fc.weight", LT_PARAM_BUFFER, 2, ws, LT_GROUP_HEAD, NULL);
-        if (s == LT_OK) s = lt_params_add(&m->params, "fc.bias", LT_PARAM_WEIGHT, 1, bs, LT_GROUP_HEAD, NULL);
+        s = head_add(m, h, "weight", LT_PARAM_BUFFER, 2, ws);
+        if (s == LT_OK) s = head_add(m, h, "bias", LT_PARAM_WEIGHT, 1, bs);
         return s;
     }
     return lt_error(LT_ERR_ARG, "model: unknown head kind %d", (int)c->head);
 }
 
-static lt_status head_bind(lt_model *m) {
-    m->head.kind = m->cfg.head;
-    m->head.in_dim = m->feature_dim;
-    m->head.out_dim = m->cfg.num_classes;
-    m->head.weight = lt_params_tensor(&m->params, "fc.weight");
-    m->head.bias = lt_params_tensor(&m->params, "fc.bias");
-    m->head.scales = lt_params_tensor(&m->params, "fc.scales");
-    if (!m->head.weight || (!m->head.bias && m->head.kind != LT_HEAD_COSINE) ||
-        (!m->head.scales && m->head.kind == LT_HEAD_LWS))
-        return lt_error(LT_ERR_STATE, "model: head parameters missing");
+static lt_tensor *head_view(lt_model *m, const lt_head *h, const char *leaf) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", h->prefix, leaf);
+    return lt_params_tensor(&m->params, name);
+}
+
+static lt_status head_bind(lt_model *m, lt_head *h) {
+    h->kind = m->cfg.head;
+    h->in_dim = m->feature_dim;
+    h->out_dim = m->cfg.num_classes;
+    h->weight = head_view(m, h, "weight");
+    h->bias = head_view(m, h, "bias");
+    h->scales = head_view(m, h, "scales");
+    if (!h->weight || (!h->bias && h->kind != LT_HEAD_COSINE) || (!h->scales && h->kind == LT_HEAD_LWS))
+        return lt_error(LT_ERR_STATE, "model: head '%s' parameters missing", h->prefix);
     return LT_OK;
 }
 
@@ -188,22 +146,25 @@ static lt_status etf_init(lt_tensor *w, int64_t C, int64_t D, lt_rng *rng) {
     return LT_OK;
 }
 
-static lt_status head_init(lt_model *m, lt_rng *rng) {
-    if (m->head.kind == LT_HEAD_ETF) {
-        lt_status s = etf_init(m->head.weight, m->cfg.num_classes, m->feature_dim, rng);
+/* Draws in the order weight, bias, as the architecture's reference code does: the CIFAR
+ * ResNets re-initialize the weight Kaiming-normal fan-in and keep nn.Linear's bias
+ * (fc_bias_init), torchvision and the MLP keep nn.Linear's default for both. */
+static lt_status head_init(lt_model *m, lt_head *h, lt_weight_init how, lt_rng *rng) {
+    int64_t D = m->feature_dim;
+    float bound = (float)(1.0 / sqrt((double)D));
+    if (h->kind == LT_HEAD_ETF) {
+        lt_status s = etf_init(h->weight, m->cfg.num_classes, D, rng);
         if (s != LT_OK) return s;
+    } else if (how == LT_WINIT_TORCH_DEFAULT) {
+        lt_init_uniform(h->weight, -bound, bound, rng);
     } else {
-        lt_init_kaiming_normal(m->head.weight, m->feature_dim, rng);
+        lt_init_kaiming_normal(h->weight, D, rng);
     }
-    if (m->head.scales)
-        for (int64_t i = 0; i < m->head.scales->numel; i++) m->head.scales->data[i] = 1.0f;
-    if (!m->head.bias) return LT_OK;
-    if (m->cfg.fc_bias_init == LT_BIAS_INIT_ZERO) {
-        memset(m->head.bias->data, 0, (size_t)m->head.bias->numel * sizeof(float));
-    } else {
-        float bound = (float)(1.0 / sqrt((double)m->feature_dim));
-        lt_init_uniform(m->head.bias, -bound, bound, rng);
-    }
+    if (h->scales)
+        for (int64_t i = 0; i < h->scales->numel; i++) h->scales->data[i] = 1.0f;
+    if (!h->bias) return LT_OK;
+    if (m->cfg.fc_bias_init == LT_BIAS_INIT_ZERO) memset(h->bias->data, 0, (size_t)h->bias->numel * sizeof(float));
+    else lt_init_uniform(h->bias, -bound, bound, rng);
     return LT_OK;
 }
 
@@ -228,20 +189,29 @@ lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed) 
     if (c->fc_bias_init != LT_BIAS_INIT_TORCH && c->fc_bias_init != LT_BIAS_INIT_ZERO)
         return lt_error(LT_ERR_ARG, "model: unknown fc bias init %d", (int)c->fc_bias_init);
 
-    lt_status s;
-    switch (c->arch) {
-    case LT_ARCH_RESNET_CIFAR: s = lt_resnet_cifar_declare(m); break;
-    default: s = lt_error(LT_ERR_ARG, "model: unknown architecture %d", (int)c->arch); break;
+    if (c->heads == 0) c->heads = 1;
+    if (c->heads < 1 || c->heads > LT_MAX_HEADS)
+        return lt_error(LT_ERR_ARG, "model: %d heads (expected 1 .. %d)", c->heads, LT_MAX_HEADS);
+
+    lt_weight_init head_how = LT_WINIT_KAIMING_FAN_IN;
+    lt_status s = lt_arch_build(m, &m->root, &head_how);
+    if (s == LT_OK) s = lt_module_declare(m->root, &m->params);
+    m->n_heads = c->heads;
+    for (int k = 0; k < m->n_heads && s == LT_OK; k++) {
+        lt_head *h = lt_model_head(m, k);
+        if (m->n_heads == 1) snprintf(h->prefix, sizeof h->prefix, "fc");
+        else snprintf(h->prefix, sizeof h->prefix, "fc.%d", k);
+        s = head_declare(m, h);
     }
-    if (s == LT_OK) s = head_declare(m);
     if (s == LT_OK) s = lt_params_finalize(&m->params);
-    if (s == LT_OK) s = lt_resnet_cifar_bind(m);
-    if (s == LT_OK) s = head_bind(m);
+    if (s == LT_OK) s = lt_module_bind(m->root, &m->params);
+    for (int k = 0; k < m->n_heads && s == LT_OK; k++) s = head_bind(m, lt_model_head(m, k));
     if (s == LT_OK) {
+        /* State_dict order: the backbone, then each head. */
         lt_rng rng;
         lt_rng_init(&rng, seed, LT_STREAM_INIT);
-        lt_resnet_cifar_init(m, &rng);
-        s = head_init(m, &rng);
+        lt_module_init(m->root, &rng);
+        for (int k = 0; k < m->n_heads && s == LT_OK; k++) s = head_init(m, lt_model_head(m, k), head_how, &rng);
     }
     if (s != LT_OK) {
         lt_model_free(m); /* frees raise nothing: the message set above stands */
@@ -253,14 +223,23 @@ lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed) 
 
 void lt_model_free(lt_model *m) {
     if (!m) return;
-    lt_resnet_cifar_free(m->backbone);
+    lt_module_free(m->root);
     lt_free(m->head.post_scale);
     lt_free(m->head.post_shift);
     lt_params_free(&m->params);
     memset(m, 0, sizeof *m);
 }
 
-void lt_model_set_bn_mode(lt_model *m, lt_bn_mode mode) { m->bn_mode = mode; }
+void lt_model_set_bn_mode(lt_model *m, lt_bn_mode mode) {
+    m->bn_mode = mode;
+    if (m->root) lt_module_set_bn_mode(m->root, NULL, -1);
+}
+
+lt_status lt_model_set_bn_mode_prefix(lt_model *m, const char *prefix, lt_bn_mode mode) {
+    if (!m->root || lt_module_set_bn_mode(m->root, prefix, (int)mode) == 0)
+        return lt_error(LT_ERR_ARG, "model: no batch norm under '%s'", prefix);
+    return LT_OK;
+}
 
 lt_status lt_model_set_posthoc(lt_model *m, const float *scale, const float *shift) {
     lt_free(m->head.post_scale);
@@ -288,41 +267,81 @@ int64_t lt_model_num_params(const lt_model *m) { return lt_params_numel(&m->para
 lt_tensor *lt_model_forward_features(lt_ctx *ctx, lt_model *m, lt_tensor *x) {
     if (lt_ctx_status(ctx) != LT_OK) return NULL;
     if (!x) return lt_ctx_fail(ctx, LT_ERR_ARG, "model: NULL input");
-    if (!m || !m->backbone) return lt_ctx_fail(ctx, LT_ERR_STATE, "model: not initialized");
-    if (x->ndim != 4 || x->shape[3] != m->cfg.in_channels) {
+    if (!m || !m->root) return lt_ctx_fail(ctx, LT_ERR_STATE, "model: not initialized");
+    int fixed = m->cfg.arch == LT_ARCH_MLP; /* the first linear layer fixes H and W */
+    if (x->ndim != 4 || x->shape[3] != m->cfg.in_channels ||
+        (fixed && (x->shape[1] != m->cfg.in_height || x->shape[2] != m->cfg.in_width))) {
         char b[64];
+        if (fixed)
+            return lt_ctx_fail(ctx, LT_ERR_SHAPE, "model: input %s (expected (B, %d, %d, %d) NHWC)",
+                               lt_shape_str(x, b, sizeof b), m->cfg.in_height, m->cfg.in_width, m->cfg.in_channels);
         return lt_ctx_fail(ctx, LT_ERR_SHAPE, "model: input %s (expected (B, H, W, %d) NHWC)",
                            lt_shape_str(x, b, sizeof b), m->cfg.in_channels);
     }
-    switch (m->cfg.arch) {
-    case LT_ARCH_RESNET_CIFAR: return lt_resnet_cifar_forward(ctx, m, x);
-    }
-    return lt_ctx_fail(ctx, LT_ERR_STATE, "model: unknown architecture %d", (int)m->cfg.arch);
+    return lt_module_forward(ctx, m, m->root, x);
 }
 
-lt_tensor *lt_model_head_forward(lt_ctx *ctx, lt_model *m, lt_tensor *f) {
+/* The evaluation-only transform, in place (no tape reads z afterwards). */
+static void apply_posthoc(lt_ctx *ctx, const lt_model *m, lt_tensor *z) {
+    if (!z || !m->head.post_scale || lt_ctx_training(ctx) || lt_ctx_grad_enabled(ctx)) return;
+    int64_t C = z->shape[1];
+    for (int64_t i = 0; i < z->shape[0]; i++)
+        for (int64_t c = 0; c < C; c++) z->data[i * C + c] = z->data[i * C + c] * m->head.post_scale[c] + m->head.post_shift[c];
+}
+
+static lt_tensor *head_logits(lt_ctx *ctx, lt_model *m, int k, lt_tensor *f) {
     if (lt_ctx_status(ctx) != LT_OK) return NULL;
     if (!f) return lt_ctx_fail(ctx, LT_ERR_ARG, "model: NULL features");
+    lt_head *h = lt_model_head(m, k);
+    if (!h) return lt_ctx_fail(ctx, LT_ERR_ARG, "model: head %d (the model has %d)", k, m->n_heads);
     if (f->ndim != 2 || f->shape[1] != m->feature_dim) {
         char b[64];
         return lt_ctx_fail(ctx, LT_ERR_SHAPE, "model head: features %s (expected (B, %lld))",
                            lt_shape_str(f, b, sizeof b), (long long)m->feature_dim);
     }
-    lt_tensor *z = NULL;
-    switch (m->head.kind) {
+    switch (h->kind) {
     case LT_HEAD_LINEAR:
-    case LT_HEAD_ETF: z = lt_linear(ctx, f, m->head.weight, m->head.bias); break;
-    case LT_HEAD_COSINE: z = lt_cosine_sim(ctx, f, m->head.weight, 1e-12f); break;
-    case LT_HEAD_LWS: z = lt_mul(ctx, lt_linear(ctx, f, m->head.weight, m->head.bias), m->head.scales); break;
-    default: return lt_ctx_fail(ctx, LT_ERR_STATE, "model: unknown head kind %d", (int)m->head.kind);
+    case LT_HEAD_ETF: return lt_linear(ctx, f, h->weight, h->bias);
+    case LT_HEAD_COSINE: return lt_cosine_sim(ctx, f, h->weight, 1e-12f);
+    case LT_HEAD_LWS: return lt_mul(ctx, lt_linear(ctx, f, h->weight, h->bias), h->scales);
     }
-    if (z && m->head.post_scale && !lt_ctx_training(ctx) && !lt_ctx_grad_enabled(ctx)) {
-        /* Evaluation only (no tape reads z afterwards): transform in place. */
-        int64_t C = z->shape[1];
-        for (int64_t i = 0; i < z->shape[0]; i++)
-            for (int64_t c = 0; c < C; c++) z->data[i * C + c] = z->data[i * C + c] * m->head.post_scale[c] + m->head.post_shift[c];
-    }
+    return lt_ctx_fail(ctx, LT_ERR_STATE, "model: unknown head kind %d", (int)h->kind);
+}
+
+lt_tensor *lt_model_head_forward_k(lt_ctx *ctx, lt_model *m, int k, lt_tensor *f) {
+    lt_tensor *z = head_logits(ctx, m, k, f);
+    if (m->n_heads == 1) apply_posthoc(ctx, m, z);
     return z;
+}
+
+/* The mean of the heads' logits (the post-hoc transform is affine per class, so applying
+ * it to the mean equals the mean of the transformed heads). */
+static lt_tensor *combine(lt_ctx *ctx, lt_model *m, lt_tensor *const *z) {
+    if (m->n_heads == 1) return z[0];
+    lt_tensor *sum = z[0];
+    for (int k = 1; k < m->n_heads; k++) sum = lt_add(ctx, sum, z[k]);
+    lt_tensor *mean = lt_scale(ctx, sum, 1.0f / (float)m->n_heads);
+    apply_posthoc(ctx, m, mean);
+    return mean;
+}
+
+lt_tensor *lt_model_head_forward(lt_ctx *ctx, lt_model *m, lt_tensor *f) {
+    lt_tensor *z[LT_MAX_HEADS];
+    for (int k = 0; k < m->n_heads; k++) z[k] = lt_model_head_forward_k(ctx, m, k, f);
+    return combine(ctx, m, z);
+}
+
+lt_status lt_model_forward_outputs(lt_ctx *ctx, lt_model *m, lt_tensor *x, lt_outputs *out) {
+    memset(out, 0, sizeof *out);
+    lt_tensor *f = lt_model_forward_features(ctx, m, x);
+    out->features = f;
+    out->n_branches = m->n_heads;
+    for (int k = 0; k < m->n_heads; k++) {
+        out->branch_features[k] = f;
+        out->branch_logits[k] = lt_model_head_forward_k(ctx, m, k, f);
+    }
+    out->logits = combine(ctx, m, out->branch_logits);
+    return lt_ctx_status(ctx);
 }
 
 lt_tensor *lt_model_forward(lt_ctx *ctx, lt_model *m, lt_tensor *x, lt_tensor **features_out) {

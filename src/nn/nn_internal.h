@@ -1,36 +1,32 @@
-/* Internal to src/nn: the backbone interface the generic model code dispatches to. */
+/* Internal to src/nn: the module tree (module.c) and the architecture builders (arch.c)
+ * that the generic model code (model.c) drives. */
 #ifndef LT_NN_INTERNAL_H
 #define LT_NN_INTERNAL_H
 
 #include "longtail/nn.h"
 
-/* A batch norm layer's views into the model's lt_params. */
-typedef struct lt_bn_layer {
-    lt_tensor *weight, *bias, *running_mean, *running_var;
-    int64_t *num_batches_tracked;
-} lt_bn_layer;
-
-/* Declares "<prefix>.weight/.bias/.running_mean/.running_var/.num_batches_tracked" of a
- * BN over c channels (before finalize), then binds the views (after). */
-lt_status lt_bn_declare(lt_params *p, const char *prefix, int64_t c, int group);
-lt_status lt_bn_bind(lt_params *p, const char *prefix, lt_bn_layer *bn);
-/* weight 1, bias 0, running mean 0, var 1, counter 0 (PyTorch's reset_parameters). */
-void lt_bn_reset(lt_bn_layer *bn);
-/* Batch norm honouring the model's BN mode and the context's training flag (nn.h). */
-lt_tensor *lt_bn_forward(lt_ctx *ctx, const lt_model *m, const lt_bn_layer *bn, lt_tensor *x);
-
-/* Kaiming-normal fan-in (He et al. 2015; torch.nn.init.kaiming_normal_ with its defaults
- * a = 0, mode fan_in, leaky_relu gain sqrt(2)): N(0, 2 / fan_in). */
-void lt_init_kaiming_normal(lt_tensor *w, int64_t fan_in, lt_rng *rng);
+/* Kaiming-normal (He et al. 2015; torch.nn.init.kaiming_normal_ with a = 0, leaky_relu
+ * gain sqrt(2)): N(0, 2 / fan). */
+void lt_init_kaiming_normal(lt_tensor *w, int64_t fan, lt_rng *rng);
 void lt_init_uniform(lt_tensor *w, float lo, float hi, lt_rng *rng);
 
-/* CIFAR ResNet (src/nn/resnet_cifar.c). declare: validate cfg and add the backbone's
- * entries to m->params; bind: after finalize; init: draw the weights; forward: x -> pooled
- * features (B, D). m->feature_dim is set by declare. */
-lt_status lt_resnet_cifar_declare(lt_model *m);
-lt_status lt_resnet_cifar_bind(lt_model *m);
-void lt_resnet_cifar_init(lt_model *m, lt_rng *rng);
-lt_tensor *lt_resnet_cifar_forward(lt_ctx *ctx, lt_model *m, lt_tensor *x);
-void lt_resnet_cifar_free(struct lt_backbone *b);
+/* A module named prefix.name ("" prefix: just name), no children; options zero, bn_mode -1. */
+lt_status lt_module_new(lt_module **out, lt_module_kind kind, const char *prefix, const char *name);
+/* Appends a child named parent.name; *out (may be NULL) gets it to set its options. */
+lt_status lt_module_add(lt_module *parent, lt_module_kind kind, const char *name, lt_module **out);
+void lt_module_free(lt_module *m);   /* the tree; NULL is a no-op */
+/* Walks in state_dict order: declare every parameter (before lt_params_finalize), bind
+ * the views (after), draw the initial values, forward. */
+lt_status lt_module_declare(lt_module *m, lt_params *p);
+lt_status lt_module_bind(lt_module *m, lt_params *p);
+void lt_module_init(lt_module *m, lt_rng *rng);
+lt_tensor *lt_module_forward(lt_ctx *ctx, const lt_model *md, lt_module *m, lt_tensor *x);
+/* Sets bn_mode of the batch norms under m selected by prefix (NULL: all); returns how many. */
+int lt_module_set_bn_mode(lt_module *m, const char *prefix, int mode);
+
+/* Builds the backbone of m->cfg (validated by the builder) into *root, and sets
+ * m->feature_dim; the head weight init the architecture's reference code uses goes to
+ * *head_init. On error *root is NULL. */
+lt_status lt_arch_build(lt_model *m, lt_module **root, lt_weight_init *head_init);
 
 #endif
