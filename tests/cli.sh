@@ -177,6 +177,95 @@ for st in 1 2; do
     fi
 done
 
+# ---- models: architectures from the registry, several heads, a frozen teacher
+M=$T/models.ini
+cat > "$M" <<EOF
+[data]
+dataset = fmnist
+root = $D
+imbalance = 10
+val_per_class = 4
+[model]
+arch = resnet8
+[stage1]
+epochs = 1
+batch_size = 16
+lr = 0.05
+[eval]
+groups = rank
+batch_size = 64
+[run]
+threads = 1
+EOF
+# every architecture trains, checkpoints, and evaluates from the checkpoint file alone
+# (copied away from its run directory: the architecture record and the recipe in its
+# metadata are all there is) exactly as from the run directory
+for spec in "mlp|mlp|model.arch=mlp model.hidden=64,32" "mlp_depth|mlp|model.arch=mlp model.depth=1 model.width=0.0625" \
+    "resnet8_nobn|resnet8_nobn|model.arch=resnet8_nobn" "resnet18|resnet18|model.arch=resnet18 model.stem=cifar model.width=0.125" \
+    "resnet50|resnet50|model.arch=resnet50 model.width=0.0625" "heads3|resnet8|model.heads=3 model.width=0.25"; do
+    name=${spec%%|*}
+    rest=${spec#*|}
+    arch=${rest%%|*}
+    sets=()
+    for kv in ${rest#*|}; do sets+=(--set "$kv"); done
+    if run "model_$name" 0 "$BIN" train "$M" "${sets[@]}" --out "$T/m_$name" --quiet &&
+        run "model_$name" 0 "$BIN" eval "$T/m_$name/stage1.safetensors" --json; then
+        grep -v '"checkpoint"\|"recipe"' "$T/out" > "$T/m_$name.eval"
+        mkdir -p "$T/alone" && cp "$T/m_$name/stage1.safetensors" "$T/alone/$name.safetensors"
+        if run "model_$name" 0 "$BIN" eval "$T/alone/$name.safetensors" --json &&
+            diff <(grep -v '"checkpoint"\|"recipe"' "$T/out") "$T/m_$name.eval" > /dev/null &&
+            run "model_$name" 0 "$BIN" eval "$T/alone/$name.safetensors" &&
+            grep -q "^checkpoint .*($arch, " "$T/out" &&
+            head -c 20000 "$T/alone/$name.safetensors" | grep -aq '"architecture"'; then
+            ok "model_$name"
+        else bad "model_$name" "evaluation from the file alone differs, or no architecture record: $(head -c 300 "$T/out")"; fi
+    fi
+done
+# three heads over one backbone are named fc.0 .. fc.2 in the checkpoint
+if head -c 20000 "$T/alone/heads3.safetensors" | grep -aq '"fc.2.weight"' &&
+    ! head -c 20000 "$T/alone/heads3.safetensors" | grep -aq '"fc.weight"'; then ok model_heads3_names
+else bad model_heads3_names "no fc.0 .. fc.2 tensors"; fi
+# a torchvision ResNet's parameters carry torchvision's names
+head -c 40000 "$T/alone/resnet18.safetensors" | grep -aq '"layer2.0.downsample.0.weight"' && ok model_resnet18_names ||
+    bad model_resnet18_names "no layer2.0.downsample.0.weight"
+
+# a frozen teacher (the two-stage run's stage1, a ResNet-8) distilled into an MLP
+TEACH=$RUN/stage1.safetensors
+cp "$TEACH" "$T/teacher_before"
+if run model_teacher_kd 0 "$BIN" train "$M" --set model.arch=mlp --set model.hidden=32 --set model.teacher="$TEACH" \
+    --set stage1.kd=0.5 --set stage1.kd_temperature=2 --out "$T/m_kd" --quiet; then
+    if grep -q "teacher .*stage1.safetensors (resnet8, .*frozen)" "$T/out" && [ -s "$T/m_kd/stage1.safetensors" ] &&
+        run model_teacher_kd 0 "$BIN" train "$M" --set model.arch=mlp --set model.hidden=32 --out "$T/m_nokd" --quiet &&
+        ! cmp -s "$T/m_kd/stage1.safetensors" "$T/m_nokd/stage1.safetensors" &&
+        run model_teacher_kd 0 "$BIN" eval "$T/m_kd/stage1.safetensors"; then
+        ok model_teacher_kd
+    else bad model_teacher_kd "no teacher line, no checkpoint, or the KD term changed nothing: $(head -c 300 "$T/out")"; fi
+fi
+cmp -s "$TEACH" "$T/teacher_before" && ok model_teacher_untouched || bad model_teacher_untouched "the teacher's file changed"
+
+# model.init from another run: strict by default; init_strict = false loads what matches
+expect_error model_init_shape_mismatch 1 "model.init" "conv1.weight" "shape" -- \
+    "$BIN" train "$M" --set model.width=0.5 --set model.init="$TEACH" --out "$T/m_init_bad" --quiet
+if run model_init_not_strict 0 "$BIN" train "$M" --set model.heads=3 --set model.width=0.25 --set model.init="$TEACH" \
+    --set model.init_strict=false --out "$T/m_init_ns" --quiet; then
+    if grep -q "kept initialized: 6 missing (fc.0.weight, fc.0.bias, fc.1.weight" "$T/out" &&
+        grep -q "ignored 2 the model lacks (fc.bias, fc.weight)" "$T/out"; then ok model_init_not_strict
+    else bad model_init_not_strict "report: $(head -c 400 "$T/out")"; fi
+fi
+
+# bad model settings: one line naming the key
+expect_error model_unknown_arch 2 "model.arch" "vgg11" "resnet18" -- "$BIN" train "$M" --set model.arch=vgg11 --out "$T/m_e1"
+expect_error model_stem_needs_torchvision 2 "model.stem" -- "$BIN" train "$M" --set model.stem=cifar --out "$T/m_e2"
+expect_error model_hidden_needs_mlp 2 "model.hidden" -- "$BIN" train "$M" --set model.hidden=64 --out "$T/m_e3"
+expect_error model_bad_cifar_depth 2 "model.arch" "6n+2" -- "$BIN" train "$M" --set model.arch=resnet10 --out "$T/m_e4"
+expect_error model_kd_needs_teacher 2 "stage1.kd" "teacher" -- "$BIN" train "$M" --set stage1.kd=0.5 --out "$T/m_e5"
+expect_error model_teacher_unused 2 "model.teacher" "kd" -- \
+    "$BIN" train "$M" --set model.teacher="$TEACH" --out "$T/m_e6"
+expect_error model_heads_maxnorm 2 "stage2.maxnorm" "heads" -- "$BIN" train "$R" --set model.heads=3 --out "$T/m_e7"
+expect_error model_teacher_missing 1 "model.teacher" "nope.safetensors" -- \
+    "$BIN" train "$M" --set model.teacher="$T/nope.safetensors" --set stage1.kd=1 --out "$T/m_e8" --quiet
+expect_error model_eval_other_arch 2 "resnet8" "mlp" -- "$BIN" eval "$T/alone/mlp.safetensors" --recipe "$M"
+
 # ---- bad input: one line naming what and where, exit 2 (usage) or 1 (runtime)
 expect_error eval_tau_without_transform 2 "stage1.safetensors" "--posthoc" -- \
     "$BIN" eval "$RUN/stage1.safetensors" --posthoc-tau 0.5

@@ -90,8 +90,39 @@ lt_status lt_checkpoint_save(const char *path, const lt_params *p, const char *c
 lt_status lt_ckpt_read_params(const lt_safetensors *st, lt_params *p, const char *prefix,
                               unsigned what, int strict, float *data, float *buffers,
                               int64_t *counters);
+/* Importing weights written elsewhere (a torchvision state_dict saved with safetensors,
+ * another run's checkpoint) into a model: strict, exactly lt_ckpt_read_params over every
+ * entry (a missing, unexpected or differently shaped tensor is an error naming it, the
+ * expected and the stored shape, and nothing is written). Not strict: every tensor whose
+ * name and shape match is loaded, the rest is reported and left as it is — the model's
+ * tensors the file lacks (missing) or holds with another shape or dtype (mismatched) keep
+ * their values, the file's names the model lacks (unexpected) are ignored. The lists hold
+ * the first names, comma separated, "..." when cut. */
+typedef struct lt_ckpt_import_report {
+    int64_t loaded;
+    int64_t n_missing, n_mismatched, n_unexpected;
+    char missing[512], mismatched[512], unexpected[512];
+} lt_ckpt_import_report;
+lt_status lt_ckpt_import(const lt_safetensors *st, lt_params *p, int strict, lt_ckpt_import_report *rep);
+
 /* Reads what lt_ckpt_writer_add_optim wrote into o (same parameters, same kind). */
 lt_status lt_ckpt_read_optim(const lt_safetensors *st, lt_optim *o);
+
+/* ---- architecture ---- */
+
+/* The `architecture` metadata value every longtail checkpoint carries: the model's
+ * config and its module tree as one compact JSON object (docs/checkpoints.md). *out is
+ * allocated (lt_free). */
+lt_status lt_model_arch_json(const lt_model *m, char **out);
+/* Parses that JSON's config part; a malformed or unknown value is LT_ERR_FORMAT naming
+ * `where` and the field. */
+lt_status lt_model_config_from_json(const char *json, const char *where, lt_model_config *c);
+/* Builds the model a checkpoint describes and loads its weights, from the checkpoint
+ * alone: its `architecture` record (the rebuilt module tree must equal the stored one),
+ * or for checkpoints written before the record, the CIFAR ResNet keys arch, width,
+ * num_classes, in_* and bias_init. On error *m is freed. */
+lt_status lt_model_load(lt_model *m, const char *path);
+lt_status lt_model_load_from(lt_model *m, const lt_safetensors *st, const char *path);
 
 /* Loads a model checkpoint file (strict, no prefix) into p. */
 lt_status lt_checkpoint_load(const char *path, lt_params *p);

@@ -92,6 +92,8 @@ typedef struct lt_stage_loss_config {
     int64_t drw_epoch;                   /* class_weights = drw: first weighted epoch (0-based) */
     float wd_loss;                       /* λ of λ/2 Σ‖θ‖² over trainable weights; 0 = off */
     float feature_reg;                   /* coef of coef · mean‖f‖²/2; 0 = off */
+    float kd;                            /* weight α of (1 − α) · loss + α · KD; 0 = off */
+    float kd_temperature;                /* T of the KD term (default 4) */
 } lt_stage_loss_config;
 
 typedef enum lt_stage_posthoc {
@@ -166,11 +168,15 @@ typedef struct lt_recipe {
     lt_normalize normalize;
     float mean[LT_DATA_MAX_CHANNELS], std[LT_DATA_MAX_CHANNELS];   /* CUSTOM */
     int n_mean;
-    int depth;                           /* CIFAR ResNet depth (arch = resnet<depth>) */
+    lt_model_config model;               /* [model] as parsed; input size and classes filled in by
+                                            lt_recipe_model_config */
+    int depth;                           /* model.depth: ResNet depth; mlp: hidden layers */
     float width;
     lt_bias_init bias_init;
     lt_head_kind head;                   /* [model] head: linear, cosine, etf, lws */
     const char *init;                    /* [model] init: a checkpoint to start from, or NULL */
+    int init_strict;                     /* [model] init_strict: every tensor must match (default) */
+    const char *teacher;                 /* [model] teacher: a frozen model's checkpoint, or NULL */
     int n_stages;
     lt_stage_config stages[LT_MAX_STAGES];
     lt_group_spec groups;                /* Many / Medium / Few */
@@ -258,6 +264,8 @@ typedef enum lt_train_event_kind {
     LT_TRAIN_EPOCH_END,        /* after the validation pass and the checkpoint */
     LT_TRAIN_STAGE_END,        /* after the stage's test evaluation */
     LT_TRAIN_SEED_END,
+    LT_TRAIN_NOTE,             /* something the user should read (note): what a non-strict
+                                  model.init skipped, the teacher loaded */
 } lt_train_event_kind;
 
 typedef struct lt_train_event {
@@ -277,6 +285,7 @@ typedef struct lt_train_event {
     int is_best;                         /* EPOCH_END: the best validation top-1 so far */
     int64_t selected_epoch;              /* STAGE_END */
     const lt_eval_result *test, *val;    /* STAGE_END (val NULL without a validation set) */
+    const char *note;                    /* NOTE: one line */
 } lt_train_event;
 
 typedef void (*lt_train_progress_fn)(const lt_train_event *ev, void *user);

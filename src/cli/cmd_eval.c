@@ -208,9 +208,23 @@ int lt_cmd_eval(int argc, char **argv) {
     if (!s) s = lt_recipe_augment(&r, &d.train, &norm);
     if (!s) {
         lt_model_config mc = lt_recipe_model_config(&r, d.train.h, d.train.w, d.train.c, d.train.n_classes);
-        s = lt_model_init(&m, &mc, 0);
+        if (lt_safetensors_metadata(st, "architecture")) {
+            /* the checkpoint says what it is; the recipe must describe the same network */
+            s = lt_model_load_from(&m, st, ckpt);
+            char a[48], b[48];
+            if (!s && (strcmp(lt_arch_name(&mc, a, sizeof a), lt_arch_name(&m.cfg, b, sizeof b)) ||
+                       mc.num_classes != m.cfg.num_classes || mc.in_channels != m.cfg.in_channels ||
+                       mc.head != m.cfg.head || (mc.heads > 1 ? mc.heads : 1) != m.n_heads || mc.width != m.cfg.width))
+                s = lt_error(LT_ERR_CONFIG, "eval: %s holds %s (%s head x%d, width %g, %d classes, %d channels) and the "
+                             "recipe %s describes %s (%s head x%d, width %g, %d classes, %d channels)", ckpt, b,
+                             lt_head_kind_name(m.cfg.head), m.n_heads, (double)m.cfg.width, m.cfg.num_classes,
+                             m.cfg.in_channels, from, a, lt_head_kind_name(mc.head), mc.heads > 1 ? mc.heads : 1,
+                             (double)mc.width, mc.num_classes, mc.in_channels);
+        } else {
+            s = lt_model_init(&m, &mc, 0);
+            if (!s) s = lt_ckpt_read_params(st, &m.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
+        }
     }
-    if (!s) s = lt_ckpt_read_params(st, &m.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
     if (!s) {
         ctx = lt_ctx_new();
         if (!ctx) s = lt_error(LT_ERR_NOMEM, "eval: cannot create a context");
@@ -286,7 +300,8 @@ int lt_cmd_eval(int argc, char **argv) {
         else { lt_cli_error("eval: JSON: %s", w.why ? w.why : "error"); rc = LT_EXIT_RUNTIME; }
         lt_jw_free(&w);
     } else {
-        printf("checkpoint  %s (resnet%d, width %g, %d classes, %lld parameters)\n", ckpt, m.cfg.depth, (double)m.cfg.width,
+        char an[48];
+        printf("checkpoint  %s (%s, width %g, %d classes, %lld parameters)\n", ckpt, lt_arch_name(&m.cfg, an, sizeof an), (double)m.cfg.width,
                m.cfg.num_classes, (long long)lt_model_num_params(&m));
         printf("recipe      %s\n", from);
         if (ph != LT_POSTHOC_NONE)

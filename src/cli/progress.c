@@ -114,5 +114,9 @@ void lt_progress_event(const lt_train_event *ev, void *user) {
     }
     case LT_TRAIN_SEED_END:
         break;
+    case LT_TRAIN_NOTE:
+        lt_progress_finish(p);
+        fprintf(f, "%s%s\n", pre, ev->note);
+        break;
     }
 }

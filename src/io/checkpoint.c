@@ -342,6 +342,27 @@ static lt_status check_entry(const lt_safetensors *st, const lt_param *pe, const
     return LT_OK;
 }
 
+/* Copies one checked entry e (NULL: a missing counter, read as 0) into the storage of pe. */
+static void copy_entry(const lt_safetensors *st, const lt_param *pe, const lt_st_entry *e, float *dbase,
+                       float *bbase, int64_t *cbase) {
+    if (pe->kind == LT_PARAM_COUNTER) {
+        int64_t v = 0;
+        if (e && e->dtype == LT_DT_I64) memcpy(&v, lt_safetensors_data(st, e), sizeof v);
+        else if (e) {
+            int32_t v32;
+            memcpy(&v32, lt_safetensors_data(st, e), sizeof v32);
+            v = v32;
+        }
+        cbase[pe->offset] = v;
+        return;
+    }
+    const float *src = lt_safetensors_data(st, e);
+    float *dst = (pe->kind == LT_PARAM_WEIGHT ? dbase : bbase) + pe->offset;
+    const lt_tensor *t = &pe->t;
+    if (t->ndim == 4) oihw_to_ohwi(src, dst, t->shape[0], t->shape[1], t->shape[2], t->shape[3]);
+    else memcpy(dst, src, (size_t)t->numel * sizeof(float));
+}
+
 lt_status lt_ckpt_read_params(const lt_safetensors *st, lt_params *p, const char *prefix, unsigned what,
                               int strict, float *data, float *buffers, int64_t *counters) {
     const char *path = lt_safetensors_path(st);
@@ -373,23 +394,53 @@ lt_status lt_ckpt_read_params(const lt_safetensors *st, lt_params *p, const char
         if (!selected(pe, what)) continue;
         const lt_st_entry *e;
         (void)check_entry(st, pe, prefix, &e);
-        if (pe->kind == LT_PARAM_COUNTER) {
-            int64_t v = 0;
-            if (e && e->dtype == LT_DT_I64) memcpy(&v, lt_safetensors_data(st, e), sizeof v);
-            else if (e) {
-                int32_t v32;
-                memcpy(&v32, lt_safetensors_data(st, e), sizeof v32);
-                v = v32;
+        copy_entry(st, pe, e, dbase, bbase, cbase);
+    }
+    return LT_OK;
+}
+
+/* Appends ", name" (or "name") to a report list, "..." once it is full. */
+static void list_add(char *buf, size_t cap, const char *name) {
+    size_t n = strlen(buf);
+    if (n + 4 >= cap) return;
+    int w = snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", name);
+    if (w < 0 || (size_t)w >= cap - n) snprintf(buf + (cap > 4 ? cap - 4 : 0), 4, "...");
+}
+
+lt_status lt_ckpt_import(const lt_safetensors *st, lt_params *p, int strict, lt_ckpt_import_report *rep) {
+    if (rep) memset(rep, 0, sizeof *rep);
+    if (strict) {
+        lt_status s = lt_ckpt_read_params(st, p, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
+        if (!s && rep) rep->loaded = p->count;
+        return s;
+    }
+    const char *path = lt_safetensors_path(st);
+    if (!p->finalized) return lt_error(LT_ERR_STATE, "%s: the model's parameters are not finalized", path);
+    lt_ckpt_import_report r;
+    memset(&r, 0, sizeof r);
+    for (int64_t i = 0; i < p->count; i++) {
+        const lt_param *pe = &p->items[i];
+        const lt_st_entry *e;
+        if (check_entry(st, pe, "", &e) != LT_OK || !e) {
+            if (e) {
+                r.n_mismatched++;
+                list_add(r.mismatched, sizeof r.mismatched, pe->t.name);
+            } else if (pe->kind != LT_PARAM_COUNTER) {
+                r.n_missing++;
+                list_add(r.missing, sizeof r.missing, pe->t.name);
             }
-            cbase[pe->offset] = v;
             continue;
         }
-        const float *src = lt_safetensors_data(st, e);
-        float *dst = (pe->kind == LT_PARAM_WEIGHT ? dbase : bbase) + pe->offset;
-        const lt_tensor *t = &pe->t;
-        if (t->ndim == 4) oihw_to_ohwi(src, dst, t->shape[0], t->shape[1], t->shape[2], t->shape[3]);
-        else memcpy(dst, src, (size_t)t->numel * sizeof(float));
+        copy_entry(st, pe, e, p->data, p->buffers, p->counters);
+        r.loaded++;
     }
+    for (int64_t k = 0; k < lt_safetensors_count(st); k++) {
+        const char *nm = lt_safetensors_entry(st, k)->name;
+        if (strchr(nm, '/') || lt_params_find(p, nm)) continue;
+        r.n_unexpected++;
+        list_add(r.unexpected, sizeof r.unexpected, nm);
+    }
+    if (rep) *rep = r;
     return LT_OK;
 }
 

@@ -225,29 +225,94 @@ static void read_data(reader *rd) {
         rd->st = bad(r, S, "train_list", "dataset = list needs a train_list file");
 }
 
+/* [model]: the architecture (a registry name, lt_arch_parse) and the keys that apply to it:
+ * width (a channel multiplier for the ResNets; for mlp the hidden width in units of 512),
+ * stem (torchvision ResNets), hidden or depth (mlp); head, heads, bias_init; init and
+ * init_strict (weights to start from); teacher (a frozen model that the KD loss consults). */
 static void read_model(reader *rd) {
     lt_recipe *r = rd->r;
     const char *S = "model";
     lt_config_has_section(r->cfg, S);
     const char *arch = get_str(rd, S, "arch", "resnet32");
     if (rd->st) return;
-    int depth = 0;
-    char tail = 0;
-    if (sscanf(arch, "resnet%d%c", &depth, &tail) != 1 || depth < 8 || depth > 1000 || (depth - 2) % 6 != 0) {
-        rd->st = bad(r, S, "arch", "expected a CIFAR ResNet resnet<6n+2> (resnet8, resnet20, resnet32, resnet44, resnet56), got '%s'",
-                     arch);
+    lt_model_config *mc = &r->model;
+    *mc = lt_model_config_resnet(32, 3, 32, 32, 2);
+    if (lt_arch_parse(arch, mc)) {
+        rd->st = bad(r, S, "arch", "%s", lt_last_error());
         return;
     }
-    r->depth = depth;
+    int cifar = mc->arch == LT_ARCH_RESNET_CIFAR || mc->arch == LT_ARCH_RESNET_CIFAR_NOBN;
+    if (cifar && (mc->depth < 8 || (mc->depth - 2) % 6 != 0)) {
+        rd->st = bad(r, S, "arch", "a CIFAR ResNet has depth 6n+2 (resnet8, resnet20, resnet32, resnet44, resnet56), "
+                     "got '%s'", arch);
+        return;
+    }
+    if (mc->arch != LT_ARCH_RESNET && lt_config_has(r->cfg, S, "stem")) {
+        rd->st = bad(r, S, "stem", "only used with the torchvision ResNets (arch = resnet18, resnet34, resnet50)");
+        return;
+    }
+    static const char *const mlp_keys[] = {"hidden", "depth"};
+    for (int k = 0; k < 2; k++)
+        if (mc->arch != LT_ARCH_MLP && lt_config_has(r->cfg, S, mlp_keys[k])) {
+            rd->st = bad(r, S, mlp_keys[k], "only used with arch = mlp (a ResNet's depth is in its name, e.g. resnet32)");
+            return;
+        }
+    r->depth = mc->depth;
     r->width = (float)get_num(rd, S, "width", 1.0, 1.0 / 16.0, 64.0, 0);
+    mc->width = r->width;
+    if (mc->arch == LT_ARCH_RESNET) {
+        static const char *const stems[] = {"imagenet", "cifar"};
+        static const int stem_v[] = {LT_STEM_IMAGENET, LT_STEM_CIFAR};
+        mc->stem = (lt_stem)get_enum(rd, S, "stem", "imagenet", stems, stem_v, 2);
+    }
+    if (mc->arch == LT_ARCH_MLP) {
+        int64_t nh = 0;
+        double hv[LT_MAX_HIDDEN + 1];
+        if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "hidden", hv, LT_MAX_HIDDEN + 1, &nh);
+        if (rd->st) return;
+        int64_t depth = get_int(rd, S, "depth", 2, 0, LT_MAX_HIDDEN);
+        if (rd->st) return;
+        if (nh > LT_MAX_HIDDEN) {
+            rd->st = bad(r, S, "hidden", "more than %d hidden layers", LT_MAX_HIDDEN);
+            return;
+        }
+        if (nh > 0) {
+            if (lt_config_has(r->cfg, S, "depth") || lt_config_has(r->cfg, S, "width")) {
+                rd->st = bad(r, S, "hidden", "give either hidden = W1,W2,... or depth and width, not both");
+                return;
+            }
+            for (int64_t k = 0; k < nh; k++) {
+                if (!(hv[k] >= 1 && hv[k] <= 65536 && hv[k] == floor(hv[k]))) {
+                    rd->st = bad(r, S, "hidden", "item %lld: expected an integer in [1, 65536], got %g", (long long)k + 1, hv[k]);
+                    return;
+                }
+                mc->hidden[k] = (int)hv[k];
+            }
+            mc->n_hidden = (int)nh;
+        } else {
+            /* depth hidden layers of lround(512 * width) units (2 x 512 by default) */
+            mc->n_hidden = (int)depth;
+            for (int k = 0; k < mc->n_hidden; k++) mc->hidden[k] = (int)fmax(1.0, (double)lround(512.0 * r->width));
+        }
+        mc->depth = mc->n_hidden;
+    }
     static const char *const bi[] = {"torch", "zero"};
     static const int bi_v[] = {LT_BIAS_INIT_TORCH, LT_BIAS_INIT_ZERO};
     r->bias_init = (lt_bias_init)get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
+    mc->fc_bias_init = r->bias_init;
     static const char *const heads[] = {"linear", "cosine", "etf", "lws"};
     static const int head_v[] = {LT_HEAD_LINEAR, LT_HEAD_COSINE, LT_HEAD_ETF, LT_HEAD_LWS};
     r->head = (lt_head_kind)get_enum(rd, S, "head", "linear", heads, head_v, 4);
+    mc->head = r->head;
+    mc->heads = (int)get_int(rd, S, "heads", 1, 1, LT_MAX_HEADS);
     r->init = get_str(rd, S, "init", NULL);
     if (!rd->st && r->init && !r->init[0]) rd->st = bad(r, S, "init", "expected a checkpoint path, got an empty value");
+    r->init_strict = get_bool(rd, S, "init_strict", 1);
+    if (!rd->st && !r->init && lt_config_has(r->cfg, S, "init_strict"))
+        rd->st = bad(r, S, "init_strict", "only used with model.init");
+    r->teacher = get_str(rd, S, "teacher", NULL);
+    if (!rd->st && r->teacher && !r->teacher[0])
+        rd->st = bad(r, S, "teacher", "expected a checkpoint path, got an empty value");
 }
 
 /* A copy of p[0..n) that the recipe owns (freed with it); NULL (rd->st set) when out of memory. */
@@ -627,6 +692,18 @@ lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, cons
         n_stages++;
     }
     r->n_stages = n_stages;
+    /* what a stage does to the one classifier, and the teacher's use */
+    int uses_kd = 0;
+    for (int k = 0; !rd.st && k < n_stages; k++) {
+        const lt_stage_config *st = &r->stages[k];
+        uses_kd |= st->lc.kd > 0;
+        const char *key = st->maxnorm ? "maxnorm" : st->posthoc != LT_STAGE_POSTHOC_NONE ? "posthoc"
+                        : st->reinit_classifier ? "reinit_classifier" : NULL;
+        if (r->model.heads > 1 && key)
+            rd.st = bad(r, st->name, key, "works on one classifier; the model has [model] heads = %d", r->model.heads);
+    }
+    if (!rd.st && r->teacher && !uses_kd)
+        rd.st = bad(r, "model", "teacher", "no stage distills from it (set kd > 0 in a stage)");
     read_eval(&rd);
     read_run(&rd);
     s = rd.st;
@@ -729,10 +806,11 @@ int lt_recipe_same(const lt_recipe *a, const lt_recipe *b, const char **line_a, 
 lt_status lt_recipe_load_data(const lt_recipe *r, lt_data *d) { return lt_data_load(d, &r->data); }
 
 lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w, int64_t c, int32_t num_classes) {
-    lt_model_config m = lt_model_config_resnet(r->depth, (int)c, (int)h, (int)w, num_classes);
-    m.width = r->width;
-    m.fc_bias_init = r->bias_init;
-    m.head = r->head;
+    lt_model_config m = r->model;
+    m.in_channels = (int)c;
+    m.in_height = (int)h;
+    m.in_width = (int)w;
+    m.num_classes = num_classes;
     return m;
 }
 

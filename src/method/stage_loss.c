@@ -165,6 +165,18 @@ lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_conf
     lc->wd_loss = (float)num(&d, "wd_loss", 0.0, 0.0, INFINITY, 0);
     lc->feature_reg = (float)num(&d, "feature_reg", 0.0, 0.0, INFINITY, 0);
 
+    /* knowledge distillation from [model] teacher: (1 - kd) · loss + kd · KD(T) */
+    lc->kd = (float)num(&d, "kd", 0.0, 0.0, 1.0, 0);
+    if (!d.st && lc->kd > 0 && !r->teacher)
+        d.st = bad(&d, "kd", "kd = %g distills from a teacher: set [model] teacher = a checkpoint", (double)lc->kd);
+    if (!d.st && lc->kd == 0 && has(&d, "kd_temperature"))
+        d.st = bad(&d, "kd_temperature", "only used with kd > 0");
+    lc->kd_temperature = (float)num(&d, "kd_temperature", 4.0, 1e-3, 1e3, 0);
+    /* several heads: each head's loss, averaged; what works on the one classifier is refused */
+    if (!d.st && r->model.heads > 1 && (k == LT_LOSS_IWB || lc->sigmoid_bias_init))
+        d.st = bad(&d, "loss", "%s works on one classifier; the model has heads = %d",
+                   k == LT_LOSS_IWB ? "loss = iwb" : "sigmoid_bias_init", r->model.heads);
+
     /* LDAM computes cosine logits: the model must score with the cosine classifier too. */
     if (!d.st && k == LT_LOSS_LDAM && r->head != LT_HEAD_COSINE) {
         snprintf(what, sizeof what, "loss = ldam needs [model] head = cosine (LDAM's normed classifier), the model's head is '%s'",

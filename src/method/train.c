@@ -117,6 +117,9 @@ typedef struct trainer {
     int seed_index;
     lt_model model;
     lt_ctx *ctx;
+    lt_model teacher;                /* [model] teacher (have_teacher), frozen, own context */
+    int have_teacher;
+    lt_ctx *teacher_ctx;
     lt_optim optim;
     int have_optim;
     lt_snapshot best;
@@ -174,6 +177,21 @@ static lt_tensor *stage_loss(trainer *t, const lt_stage_config *sc, int k, int64
     lt_mt_stage_loss_rng(&rng, t->seed, k, e, b);
     return lt_mt_stage_loss(t->ctx, sc, logits, features, labels, t->train_counts, e, &t->model, &rng,
                             t->class_weight);
+}
+
+/* (1 − α) · loss + α · KD(student, teacher, T): the teacher scores the same batch in its
+ * own context (evaluation mode, no gradient); its logits enter the student's graph as a
+ * constant. */
+static lt_tensor *kd_term(trainer *t, const lt_stage_config *sc, lt_tensor *x, lt_tensor *logits, lt_tensor *loss) {
+    lt_ctx_reset(t->teacher_ctx);
+    lt_tensor *xt = lt_tensor_wrap(t->teacher_ctx, x->data, 4, x->shape);
+    lt_tensor *zt = lt_model_forward(t->teacher_ctx, &t->teacher, xt, NULL);
+    if (lt_ctx_status(t->teacher_ctx))
+        return lt_ctx_fail(t->ctx, lt_ctx_status(t->teacher_ctx), "teacher: %s", lt_ctx_error(t->teacher_ctx));
+    lt_tensor *zc = lt_tensor_wrap(t->ctx, zt->data, 2, zt->shape);
+    float a = sc->lc.kd;
+    lt_tensor *kd = lt_loss_kd(t->ctx, logits, zc, sc->lc.kd_temperature);
+    return a >= 1.0f ? kd : lt_add(t->ctx, lt_scale(t->ctx, loss, 1.0f - a), lt_scale(t->ctx, kd, a));
 }
 
 /* MaxNorm by projected gradient descent on the classifier rows (constraint.c). */
@@ -307,7 +325,7 @@ static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w) {
     if (s) return s;
     const lt_model_config *mc = &t->model.cfg;
     char arch[32], depth[16], width[32], ncls[16], h[16], w_[16], c[16], seed[32], mean[160], std[160];
-    snprintf(arch, sizeof arch, "resnet%d", mc->depth);
+    lt_arch_name(mc, arch, sizeof arch);
     snprintf(depth, sizeof depth, "%d", mc->depth);
     snprintf(width, sizeof width, "%.9g", (double)mc->width);
     snprintf(ncls, sizeof ncls, "%d", mc->num_classes);
@@ -322,6 +340,10 @@ static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w) {
                           mc->fc_bias_init == LT_BIAS_INIT_ZERO ? "zero" : "torch", "normalize_mean", mean,
                           "normalize_std", std, "seed", seed, "recipe", recipe, "longtail", LT_VERSION};
     for (size_t k = 0; k + 1 < sizeof meta / sizeof meta[0] && !s; k += 2) s = lt_ckpt_writer_add_meta(w, meta[k], meta[k + 1]);
+    char *arch_json = NULL;
+    if (!s) s = lt_model_arch_json(&t->model, &arch_json);
+    if (!s) s = lt_ckpt_writer_add_meta(w, "architecture", arch_json);
+    lt_free(arch_json);
     lt_free(recipe);
     return s;
 }
@@ -750,8 +772,24 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             lt_ctx_reset(t->ctx);
             int64_t shape[4] = {bt.n, bt.h, bt.w, bt.c};
             lt_tensor *x = lt_tensor_wrap(t->ctx, bt.x, 4, shape), *features = NULL;
-            lt_tensor *logits = lt_model_forward(t->ctx, &t->model, x, &features);
-            lt_tensor *loss = stage_loss(t, sc, k, e, b, logits, features, bt.y);
+            lt_tensor *logits, *loss;
+            if (t->model.n_heads > 1) {
+                /* every head learns from the stage's loss; the mean of their losses */
+                lt_outputs out;
+                (void)lt_model_forward_outputs(t->ctx, &t->model, x, &out);
+                logits = out.logits;
+                features = out.features;
+                loss = NULL;
+                for (int h = 0; h < out.n_branches && !lt_ctx_status(t->ctx); h++) {
+                    lt_tensor *lh = stage_loss(t, sc, k, e, b, out.branch_logits[h], features, bt.y);
+                    loss = loss ? lt_add(t->ctx, loss, lh) : lh;
+                }
+                if (!lt_ctx_status(t->ctx)) loss = lt_scale(t->ctx, loss, 1.0f / (float)out.n_branches);
+            } else {
+                logits = lt_model_forward(t->ctx, &t->model, x, &features);
+                loss = stage_loss(t, sc, k, e, b, logits, features, bt.y);
+            }
+            if (sc->lc.kd > 0 && !lt_ctx_status(t->ctx)) loss = kd_term(t, sc, x, logits, loss);
             if (lt_ctx_status(t->ctx)) {
                 s = lt_error(lt_ctx_status(t->ctx), "%s epoch %lld batch %lld: %s", sc->name, (long long)e + 1,
                              (long long)b + 1, lt_ctx_error(t->ctx));
@@ -853,23 +891,71 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
 
 /* ---------------------------------------------------------------- one seed */
 
-/* [model] init: every parameter, buffer and counter of the model from a checkpoint
- * (a stageK.safetensors, a resume file, a PyTorch state_dict), shapes checked; a tensor
- * the model lacks is an error, as PyTorch's strict load_state_dict. */
+/* [model] init: the model's parameters, buffers and counters from a checkpoint (a
+ * stageK.safetensors, a resume file, a torchvision state_dict saved with safetensors).
+ * Strict (the default), as PyTorch's strict load_state_dict: a tensor missing, extra or
+ * of another shape is an error naming it. init_strict = false loads what matches and
+ * reports the rest (lt_ckpt_import). */
 static lt_status load_init(trainer *t) {
     lt_safetensors *st = NULL;
+    lt_ckpt_import_report rep;
     lt_status s = lt_safetensors_load(t->r->init, &st);
-    if (!s) s = lt_ckpt_read_params(st, &t->model.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
+    if (!s) s = lt_ckpt_import(st, &t->model.params, t->r->init_strict, &rep);
     lt_safetensors_free(st);
     if (s) {
         char w[300];
         return lt_error(s, "%s: model.init: %s", lt_recipe_where(t->r, "model", "init", w, sizeof w), lt_last_error());
     }
+    if (!t->r->init_strict) {
+        char note[2048];
+        snprintf(note, sizeof note,
+                 "model.init %s: loaded %lld tensors; kept initialized: %lld missing (%s), %lld of another shape (%s); "
+                 "ignored %lld the model lacks (%s)", t->r->init, (long long)rep.loaded, (long long)rep.n_missing,
+                 rep.n_missing ? rep.missing : "none", (long long)rep.n_mismatched,
+                 rep.n_mismatched ? rep.mismatched : "none", (long long)rep.n_unexpected,
+                 rep.n_unexpected ? rep.unexpected : "none");
+        lt_train_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = LT_TRAIN_NOTE;
+        ev.note = note;
+        emit(t, &ev);
+    }
+    return LT_OK;
+}
+
+/* [model] teacher: a frozen model rebuilt from its checkpoint alone (lt_model_load), scored
+ * in evaluation mode (running BN statistics) on the student's batch, for the KD term. */
+static lt_status load_teacher(trainer *t) {
+    const lt_recipe *r = t->r;
+    char w[300];
+    lt_status s = lt_model_load(&t->teacher, r->teacher);
+    if (s) return lt_error(s, "%s: model.teacher: %s", lt_recipe_where(r, "model", "teacher", w, sizeof w), lt_last_error());
+    t->have_teacher = 1;
+    const lt_dataset *tr = t->data->train;
+    if (t->teacher.cfg.num_classes != t->C || t->teacher.cfg.in_channels != tr->c)
+        return lt_error(LT_ERR_CONFIG, "%s: model.teacher: %s scores %d classes from %d channels, the data has %d classes "
+                        "and %lld channels", lt_recipe_where(r, "model", "teacher", w, sizeof w), r->teacher,
+                        t->teacher.cfg.num_classes, t->teacher.cfg.in_channels, (int)t->C, (long long)tr->c);
+    lt_params_freeze_all_except(&t->teacher.params, NULL, 0);
+    t->teacher_ctx = lt_ctx_new();
+    if (!t->teacher_ctx) return lt_error(LT_ERR_NOMEM, "train: cannot create the teacher's context");
+    lt_ctx_set_training(t->teacher_ctx, 0);
+    lt_ctx_set_grad(t->teacher_ctx, 0);
+    char note[4400], an[48];
+    snprintf(note, sizeof note, "teacher %s (%s, %lld parameters, frozen)", r->teacher,
+             lt_arch_name(&t->teacher.cfg, an, sizeof an), (long long)lt_model_num_params(&t->teacher));
+    lt_train_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = LT_TRAIN_NOTE;
+    ev.note = note;
+    emit(t, &ev);
     return LT_OK;
 }
 
 static void trainer_free(trainer *t) {
     if (t->have_optim) lt_optim_free(&t->optim);
+    if (t->have_teacher) lt_model_free(&t->teacher);
+    lt_ctx_free(t->teacher_ctx);
     lt_snapshot_free(&t->best);
     lt_model_free(&t->model);
     lt_ctx_free(t->ctx);
@@ -922,6 +1008,7 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
                                 "fc, layer3, *.bias");
     }
 
+    if (!s && r->teacher) s = load_teacher(t);
     lt_safetensors *resume_st = NULL;
     t->ps.best_epoch = -1;
     t->ps.best_val = NAN;
