@@ -10,13 +10,12 @@
  * (seed, stage, epoch, batch) alone (data.h), so no RNG position needs saving. Resuming
  * therefore replays exactly what an uninterrupted run does, and ends with the same bytes.
  *
- * Where issue-specific methods plug in (kept explicit so a reader finds them):
- *   stage_loss()        the loss of a batch (CE now; more losses add cases)
- *   stage_after_step()  constraints applied after each optimizer step (e.g. MaxNorm)
- *   stage_after_epoch() constraints applied after each epoch
- *   stage_posthoc()     post-hoc transforms before the stage's final evaluation */
+ * Methods plug in through the method table (methods.h): at a stage's start, for the loss
+ * of every batch, after every optimizer step, after every epoch and before the stage's
+ * final evaluation, the loop calls every active row's hook in table order; it holds no
+ * method's code itself. */
 #include "method_internal.h"
-#include "stage_loss.h"
+#include "methods.h"
 #include "wb_stage.h"
 
 #include "longtail/ops.h"
@@ -129,9 +128,7 @@ typedef struct trainer {
     int32_t C;
     float *class_weight;             /* [C] or unused */
     progress_state ps;
-    double maxnorm_r;                /* MaxNorm radius of the stage in progress (wb_stage.h) */
-    lt_posthoc ph_kind;              /* post-hoc transform chosen at the stage's end */
-    double ph_tau;
+    lt_mt_stage ms;                  /* what the method hooks see (methods.h), their state */
     char *stage_json[LT_MAX_STAGES]; /* compact JSON of each finished stage's entry */
     char path_buf[4096];
 } trainer;
@@ -165,73 +162,6 @@ static lt_train_event stage_event(lt_train_event_kind kind, const lt_stage_confi
     ev.epochs = sc->epochs;
     ev.val_top1 = NAN;
     return ev;
-}
-
-/* ---------------------------------------------------------------- method hooks */
-
-/* The loss of batch b of epoch e of stage k (stage_loss.c; class weights of the epoch go
- * to t->class_weight, stochastic terms draw from (seed, k, e, b) on LT_STREAM_LOSS). */
-static lt_tensor *stage_loss(trainer *t, const lt_stage_config *sc, int k, int64_t e, int64_t b, lt_tensor *logits,
-                             lt_tensor *features, const int32_t *labels) {
-    lt_rng rng;
-    lt_mt_stage_loss_rng(&rng, t->seed, k, e, b);
-    return lt_mt_stage_loss(t->ctx, sc, logits, features, labels, t->train_counts, e, &t->model, &rng,
-                            t->class_weight);
-}
-
-/* (1 − α) · loss + α · KD(student, teacher, T): the teacher scores the same batch in its
- * own context (evaluation mode, no gradient); its logits enter the student's graph as a
- * constant. */
-static lt_tensor *kd_term(trainer *t, const lt_stage_config *sc, lt_tensor *x, lt_tensor *logits, lt_tensor *loss) {
-    lt_ctx_reset(t->teacher_ctx);
-    lt_tensor *xt = lt_tensor_wrap(t->teacher_ctx, x->data, 4, x->shape);
-    lt_tensor *zt = lt_model_forward(t->teacher_ctx, &t->teacher, xt, NULL);
-    if (lt_ctx_status(t->teacher_ctx))
-        return lt_ctx_fail(t->ctx, lt_ctx_status(t->teacher_ctx), "teacher: %s", lt_ctx_error(t->teacher_ctx));
-    lt_tensor *zc = lt_tensor_wrap(t->ctx, zt->data, 2, zt->shape);
-    float a = sc->lc.kd;
-    lt_tensor *kd = lt_loss_kd(t->ctx, logits, zc, sc->lc.kd_temperature);
-    return a >= 1.0f ? kd : lt_add(t->ctx, lt_scale(t->ctx, loss, 1.0f - a), lt_scale(t->ctx, kd, a));
-}
-
-/* MaxNorm by projected gradient descent on the classifier rows (constraint.c). */
-static void maxnorm_project(trainer *t) {
-    lt_tensor *w = t->model.head.weight;
-    lt_maxnorm_project(w->data, w->shape[0], w->shape[1], t->maxnorm_r);
-}
-
-static lt_status stage_after_step(trainer *t, const lt_stage_config *sc) {
-    if (sc->maxnorm && !sc->maxnorm_every_epoch) maxnorm_project(t);
-    return LT_OK;
-}
-
-static lt_status stage_after_epoch(trainer *t, const lt_stage_config *sc) {
-    if (sc->maxnorm && sc->maxnorm_every_epoch) maxnorm_project(t);
-    return LT_OK;
-}
-
-/* Chooses the stage's post-hoc transform and τ (on validation) and sets it on the head
- * for the stage's final evaluation; finish_stage clears it afterwards (posthoc_stage.c). */
-static lt_status stage_posthoc(trainer *t, const lt_stage_config *sc) {
-    const lt_recipe *r = t->r;
-    return lt_mt_posthoc_choose(t->ctx, &t->model, sc, t->data->val, &t->norm, r->eval_batch_size, r->topk,
-                                t->train_counts, &r->groups, &t->ph_kind, &t->ph_tau);
-}
-
-/* Re-draws the linear head as at model construction (cRT's re-initialized classifier):
- * Kaiming-normal weight, bias per the recipe, from a stream of its own. */
-static void reinit_classifier(trainer *t, int stage) {
-    lt_rng rng;
-    lt_rng_init(&rng, lt_data_derive_seed(t->seed, 1000 + (uint64_t)stage, 0), LT_STREAM_INIT);
-    lt_tensor *w = t->model.head.weight, *b = t->model.head.bias;
-    double std = sqrt(2.0 / (double)w->shape[1]);
-    if (t->model.head.kind != LT_HEAD_ETF)   /* the ETF rows are fixed: only its bias is re-drawn */
-        for (int64_t i = 0; i < w->numel; i++) w->data[i] = (float)(std * lt_rng_normal(&rng));
-    if (t->model.head.scales)
-        for (int64_t i = 0; i < t->model.head.scales->numel; i++) t->model.head.scales->data[i] = 1.0f;
-    float bound = (float)(1.0 / sqrt((double)w->shape[1]));
-    for (int64_t i = 0; b && i < b->numel; i++)
-        b->data[i] = t->model.cfg.fc_bias_init == LT_BIAS_INIT_ZERO ? 0.0f : -bound + 2.0f * bound * lt_rng_uniform(&rng);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -287,7 +217,7 @@ static lt_status save_resume(trainer *t) {
     if (!t->ps.stage_done && t->r->stages[t->ps.stage].maxnorm) {
         /* The stage-start MaxNorm radius (the start weights are gone by now). */
         char rad[40];
-        snprintf(rad, sizeof rad, "%.17g", t->maxnorm_r);
+        snprintf(rad, sizeof rad, "%.17g", t->ms.maxnorm_r);
         lt_ckpt_writer_add_meta(w, "maxnorm_radius", rad);
     }
     for (int k = 0; k < t->r->n_stages; k++)
@@ -361,12 +291,12 @@ static lt_status save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch
     if (!s) s = add_model_meta(t, w);
     if (!s) s = lt_ckpt_writer_add_meta(w, "stage", stage);
     if (!s) s = lt_ckpt_writer_add_meta(w, "selected_epoch", sel);
-    if (!s && t->ph_kind != LT_POSTHOC_NONE) {
+    if (!s && t->ms.ph_kind != LT_POSTHOC_NONE) {
         /* The weights are the trained model; the transform its final evaluation used is
          * recorded beside them (docs/recipes.md, post-hoc transforms). */
         char tau[40];
-        snprintf(tau, sizeof tau, "%.17g", t->ph_tau);
-        s = lt_ckpt_writer_add_meta(w, "posthoc", lt_posthoc_name(t->ph_kind));
+        snprintf(tau, sizeof tau, "%.17g", t->ms.ph_tau);
+        s = lt_ckpt_writer_add_meta(w, "posthoc", lt_posthoc_name(t->ms.ph_kind));
         if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_tau", tau);
         if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_bias", t->r->stages[k].posthoc_drop_bias ? "drop" : "keep");
     }
@@ -488,7 +418,7 @@ static lt_status read_resume(trainer *t, lt_safetensors **out) {
     t->ps.best_epoch = (int64_t)be - 1;
     t->ps.log_lines = (int64_t)lb;
     const char *rad = lt_safetensors_metadata(st, "maxnorm_radius");
-    t->maxnorm_r = NAN;
+    t->ms.maxnorm_r = NAN;
     if (rad) {
         double v;
         if (!lt_parse_double(rad, &v) || !(v > 0)) {
@@ -496,7 +426,7 @@ static lt_status read_resume(trainer *t, lt_safetensors **out) {
             lt_safetensors_free(st);
             return s;
         }
-        t->maxnorm_r = v;
+        t->ms.maxnorm_r = v;
     }
     if (t->ps.epochs_done > t->r->stages[t->ps.stage].epochs) {
         lt_safetensors_free(st);
@@ -540,7 +470,7 @@ static lt_status finish_stage(trainer *t, int k) {
     int use_best = sc->select == LT_EPOCH_BEST_VAL && t->ps.best_epoch >= 0;
     if (use_best) lt_snapshot_restore(&t->best, &t->model.params);
     int64_t selected = use_best ? t->ps.best_epoch : sc->epochs - 1;
-    lt_status s = stage_posthoc(t, sc);
+    lt_status s = lt_mt_methods_posthoc(&t->ms);
     if (s) return s;
 
     lt_eval_result val, test;
@@ -556,8 +486,8 @@ static lt_status finish_stage(trainer *t, int k) {
     /* The transform was for these two evaluations only; the analysis (features, norms)
      * and the next stage see the trained model. */
     if (!s) s = lt_model_set_posthoc(&t->model, NULL, NULL);
-    val.posthoc = test.posthoc = t->ph_kind;
-    val.posthoc_tau = test.posthoc_tau = t->ph_tau;
+    val.posthoc = test.posthoc = t->ms.ph_kind;
+    val.posthoc_tau = test.posthoc_tau = t->ms.ph_tau;
     if (!s && has_test)
         s = lt_mt_stage_analysis(t->ctx, &t->model, t->data->test, t->data->train, &t->norm, r->eval_batch_size, &test);
     if (!s && has_val) s = lt_mt_stage_analysis(t->ctx, &t->model, t->data->val, NULL, &t->norm, r->eval_batch_size, &val);
@@ -699,15 +629,10 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
         return lt_error(LT_ERR_CONFIG, "%s: %s.train: %s", lt_recipe_where(r, sc->name, "train", w, sizeof w), sc->name,
                         lt_last_error());
     lt_model_set_bn_mode(&t->model, sc->bn);
-    if (!mid_stage && sc->reinit_classifier) reinit_classifier(t, k);
-    s = lt_mt_stage_loss_begin(r, sc, &t->model, !mid_stage);
-    if (s) return s;
-    if (!mid_stage) t->maxnorm_r = lt_mt_maxnorm_stage_radius(sc, &t->model);
-    else if (sc->maxnorm && isnan(t->maxnorm_r))
-        return lt_error(LT_ERR_FORMAT, "%s: the resume state has no maxnorm_radius for %s", path_in(t, "last.safetensors"),
-                        sc->name);
-    t->ph_kind = LT_POSTHOC_NONE;
-    t->ph_tau = NAN;
+    t->ms.sc = sc;
+    t->ms.k = k;
+    s = lt_mt_methods_begin(&t->ms, !mid_stage);
+    if (s) return mid_stage ? lt_error(s, "%s: %s", path_in(t, "last.safetensors"), lt_last_error()) : s;
     if (!mid_stage) {
         t->ps.best_epoch = -1;
         t->ps.best_val = NAN;
@@ -771,25 +696,12 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             lr = lt_schedule_lr(&sc->schedule, (int)e, b, batches);
             lt_ctx_reset(t->ctx);
             int64_t shape[4] = {bt.n, bt.h, bt.w, bt.c};
-            lt_tensor *x = lt_tensor_wrap(t->ctx, bt.x, 4, shape), *features = NULL;
-            lt_tensor *logits, *loss;
-            if (t->model.n_heads > 1) {
-                /* every head learns from the stage's loss; the mean of their losses */
-                lt_outputs out;
-                (void)lt_model_forward_outputs(t->ctx, &t->model, x, &out);
-                logits = out.logits;
-                features = out.features;
-                loss = NULL;
-                for (int h = 0; h < out.n_branches && !lt_ctx_status(t->ctx); h++) {
-                    lt_tensor *lh = stage_loss(t, sc, k, e, b, out.branch_logits[h], features, bt.y);
-                    loss = loss ? lt_add(t->ctx, loss, lh) : lh;
-                }
-                if (!lt_ctx_status(t->ctx)) loss = lt_scale(t->ctx, loss, 1.0f / (float)out.n_branches);
-            } else {
-                logits = lt_model_forward(t->ctx, &t->model, x, &features);
-                loss = stage_loss(t, sc, k, e, b, logits, features, bt.y);
-            }
-            if (sc->lc.kd > 0 && !lt_ctx_status(t->ctx)) loss = kd_term(t, sc, x, logits, loss);
+            lt_tensor *x = lt_tensor_wrap(t->ctx, bt.x, 4, shape);
+            lt_outputs out;
+            (void)lt_model_forward_outputs(t->ctx, &t->model, x, &out);
+            lt_tensor *logits = out.logits;
+            lt_mt_batch mb = {x, &out, bt.y, e, b};
+            lt_tensor *loss = lt_ctx_status(t->ctx) ? NULL : lt_mt_methods_loss(&t->ms, &mb);
             if (lt_ctx_status(t->ctx)) {
                 s = lt_error(lt_ctx_status(t->ctx), "%s epoch %lld batch %lld: %s", sc->name, (long long)e + 1,
                              (long long)b + 1, lt_ctx_error(t->ctx));
@@ -805,7 +717,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
                 lt_params_zero_grad(p);
                 s = lt_backward(t->ctx, loss);
                 if (!s) s = lt_optim_step(&t->optim, lr);
-                if (!s) s = stage_after_step(t, sc);
+                if (!s) lt_mt_methods_after_step(&t->ms);
             }
             /* running statistics of the epoch */
             int64_t C = logits->shape[1];
@@ -836,7 +748,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             }
         }
         lt_ctx_reset(t->ctx);
-        if (!s) s = stage_after_epoch(t, sc);
+        if (!s) lt_mt_methods_after_epoch(&t->ms);
         if (s) break;
 
         lt_eval_result val;
@@ -1009,6 +921,10 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
     }
 
     if (!s && r->teacher) s = load_teacher(t);
+    t->ms = (lt_mt_stage){.r = r, .seed = seed, .model = &t->model, .ctx = t->ctx,
+                          .teacher = t->have_teacher ? &t->teacher : NULL, .teacher_ctx = t->teacher_ctx,
+                          .train_counts = t->train_counts, .class_weight = t->class_weight, .val = data->val,
+                          .norm = &t->norm, .maxnorm_r = NAN, .ph_kind = LT_POSTHOC_NONE, .ph_tau = NAN};
     lt_safetensors *resume_st = NULL;
     t->ps.best_epoch = -1;
     t->ps.best_val = NAN;
