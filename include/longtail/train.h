@@ -224,6 +224,10 @@ lt_status lt_recipe_augment(const lt_recipe *r, const lt_dataset *train, lt_augm
 
 /* ---------------------------------------------------------------- evaluation */
 
+/* A started loader over ds in file order with normalization only (no crop, no flip), for
+ * evaluation and feature collection (src/eval/evaluate.c). */
+lt_status lt_eval_loader(const lt_dataset *ds, const lt_augment_config *norm, int64_t batch_size,
+                         lt_loader **out);
 /* Scores model m on ds (evaluation mode, batches of batch_size, normalization only):
  * metrics with Many / Medium / Few from the TRAINING counts train_counts[C], plus the
  * classifier's per-class weight norms. res must be initialized (lt_eval_result_init). */

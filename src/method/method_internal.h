@@ -21,10 +21,6 @@ typedef struct lt_train_call {
 } lt_train_call;
 
 double lt_mt_now(void);   /* monotonic seconds */
-/* A started loader over ds in file order with normalization only (no crop, no flip), for
- * evaluation and feature collection. */
-lt_status lt_mt_eval_loader(const lt_dataset *ds, const lt_augment_config *norm, int64_t batch_size,
-                            lt_loader **out);
 
 /* Trains (or resumes) one seed in `dir` (which exists and holds config.ini). */
 lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_t seed, int seed_index,

@@ -190,7 +190,7 @@ lt_status lt_mt_collect_features(lt_ctx *ctx, lt_model *m, const lt_dataset *ds,
     lt_status s = (!f || !y) ? lt_error(LT_ERR_NOMEM, "analysis: out of memory for %lld x %lld features",
                                         (long long)N, (long long)D)
                              : LT_OK;
-    if (!s) s = lt_mt_eval_loader(ds, norm, batch_size, &ld);
+    if (!s) s = lt_eval_loader(ds, norm, batch_size, &ld);
     int was_training = lt_ctx_training(ctx), had_grad = lt_ctx_grad_enabled(ctx);
     lt_ctx_set_training(ctx, 0);
     lt_ctx_set_grad(ctx, 0);

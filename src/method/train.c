@@ -14,8 +14,7 @@
  * of every batch, after every optimizer step, after every epoch and before the stage's
  * final evaluation, the loop calls every active row's hook in table order; it holds no
  * method's code itself. */
-#include "method_internal.h"
-#include "methods.h"
+#include "trainer.h"
 #include "wb_stage.h"
 
 #include "longtail/ops.h"
@@ -40,105 +39,12 @@ int64_t lt_mt_stage_batches(const lt_stage_config *sc, int64_t n) {
     return sc->drop_last ? len / sc->batch_size : (len + sc->batch_size - 1) / sc->batch_size;
 }
 
-/* ====================================================================== evaluation */
-
-lt_status lt_mt_eval_loader(const lt_dataset *ds, const lt_augment_config *norm, int64_t batch_size,
-                            lt_loader **out) {
-    lt_loader_config lc;
-    memset(&lc, 0, sizeof lc);
-    lc.batch_size = batch_size;
-    lc.augment = *norm;
-    lc.augment.pad = 0;
-    lc.augment.hflip = 0;
-    *out = NULL;
-    lt_status s = lt_loader_init(out, ds, NULL, &lc);
-    if (!s) s = lt_loader_start(*out, 0, 0);
-    return s;
-}
-
-lt_status lt_evaluate(lt_ctx *ctx, lt_model *m, const lt_dataset *ds, const lt_augment_config *norm,
-                      int64_t batch_size, int topk, const int64_t *train_counts, const lt_group_spec *groups,
-                      lt_eval_result *res) {
-    if (ds->n < 1) return lt_error(LT_ERR_ARG, "evaluate: the dataset is empty");
-    if (ds->n_classes != m->cfg.num_classes)
-        return lt_error(LT_ERR_ARG, "evaluate: the dataset has %d classes, the model %d", ds->n_classes,
-                        m->cfg.num_classes);
-    lt_loader *ld = NULL;
-    lt_metrics *mt = NULL;
-    lt_status s = lt_mt_eval_loader(ds, norm, batch_size, &ld);
-    if (!s) s = lt_metrics_new(m->cfg.num_classes, topk, &mt);
-    int was_training = lt_ctx_training(ctx), had_grad = lt_ctx_grad_enabled(ctx);
-    lt_ctx_set_training(ctx, 0);
-    lt_ctx_set_grad(ctx, 0);
-    while (!s) {
-        lt_batch b;
-        s = lt_loader_next(ld, &b);
-        if (s || b.n == 0) break;
-        lt_ctx_reset(ctx);
-        int64_t shape[4] = {b.n, b.h, b.w, b.c};
-        lt_tensor *x = lt_tensor_wrap(ctx, b.x, 4, shape);
-        lt_tensor *logits = lt_model_forward(ctx, m, x, NULL);
-        if (lt_ctx_status(ctx)) {
-            s = lt_error(lt_ctx_status(ctx), "evaluate: %s", lt_ctx_error(ctx));
-            break;
-        }
-        s = lt_metrics_add_logits(mt, logits->data, b.y, b.n);
-    }
-    lt_ctx_reset(ctx);
-    lt_ctx_set_training(ctx, was_training);
-    lt_ctx_set_grad(ctx, had_grad);
-    if (!s) s = lt_metrics_finalize(mt, train_counts, groups, res);
-    if (!s && m->head.weight)
-        s = lt_eval_result_set_weight_norms(res, m->head.weight->data, m->head.weight->shape[0], m->head.weight->shape[1]);
-    lt_metrics_free(mt);
-    lt_loader_free(ld);
-    return s;
-}
-
-/* ====================================================================== the trainer */
-
-typedef struct progress_state {
-    int stage;               /* 0-based stage in progress (or the last one done) */
-    int64_t epochs_done;     /* epochs of that stage finished */
-    int stage_done;          /* its end (selection, evaluation, stageK file) is done */
-    int64_t best_epoch;      /* 0-based; -1: none yet */
-    double best_val;         /* validation top-1 of best_epoch */
-    int64_t log_lines;       /* lines of log.jsonl at this state (a count, not a byte
-                              * length, so the resume file itself is deterministic) */
-} progress_state;
-
-typedef struct trainer {
-    lt_train_call *call;
-    const lt_recipe *r;
-    const lt_train_data *data;
-    const char *dir;
-    uint64_t seed;
-    int seed_index;
-    lt_model model;
-    lt_ctx *ctx;
-    lt_model teacher;                /* [model] teacher (have_teacher), frozen, own context */
-    int have_teacher;
-    lt_ctx *teacher_ctx;
-    lt_optim optim;
-    int have_optim;
-    lt_snapshot best;
-    lt_augment_config aug;           /* training: crop/flip + normalization */
-    lt_augment_config norm;          /* evaluation: normalization only */
-    int64_t *train_counts;
-    int32_t C;
-    float *class_weight;             /* [C] or unused */
-    progress_state ps;
-    lt_mt_stage ms;                  /* what the method hooks see (methods.h), their state */
-    char *stage_json[LT_MAX_STAGES]; /* compact JSON of each finished stage's entry */
-    char path_buf[4096];
-} trainer;
-
-static const char *path_in(trainer *t, const char *name) {
+const char *lt_mt_path_in(trainer *t, const char *name) {
     snprintf(t->path_buf, sizeof t->path_buf, "%s/%s", t->dir, name);
     return t->path_buf;
 }
 
-static void emit(trainer *t, lt_train_event *ev) {
+void lt_mt_emit(trainer *t, lt_train_event *ev) {
     const lt_train_options *o = t->call->opt;
     if (!o->progress) return;
     ev->run_dir = t->dir;
@@ -153,7 +59,7 @@ static void emit(trainer *t, lt_train_event *ev) {
 }
 
 /* An event of stage k (0-based) with its name, the epoch count and NaN for "no value". */
-static lt_train_event stage_event(lt_train_event_kind kind, const lt_stage_config *sc, int k) {
+lt_train_event lt_mt_stage_event(lt_train_event_kind kind, const lt_stage_config *sc, int k) {
     lt_train_event ev;
     memset(&ev, 0, sizeof ev);
     ev.kind = kind;
@@ -162,296 +68,6 @@ static lt_train_event stage_event(lt_train_event_kind kind, const lt_stage_confi
     ev.epochs = sc->epochs;
     ev.val_top1 = NAN;
     return ev;
-}
-
-/* ---------------------------------------------------------------- files */
-
-static lt_status write_progress_json(const trainer *t, int finished, char **out) {
-    lt_jw w;
-    lt_jw_init(&w, 0);
-    lt_jw_begin_object(&w);
-    lt_jw_key(&w, "seed"); lt_jw_int(&w, (int64_t)t->seed);
-    lt_jw_key(&w, "stage"); lt_jw_int(&w, t->ps.stage + 1);
-    lt_jw_key(&w, "epochs_done"); lt_jw_int(&w, t->ps.epochs_done);
-    lt_jw_key(&w, "stage_done"); lt_jw_bool(&w, t->ps.stage_done);
-    lt_jw_key(&w, "best_epoch"); lt_jw_int(&w, t->ps.best_epoch + 1);
-    lt_jw_key(&w, "best_val_top1"); lt_jw_double(&w, t->ps.best_epoch >= 0 ? t->ps.best_val : NAN);
-    lt_jw_key(&w, "log_lines"); lt_jw_int(&w, t->ps.log_lines);
-    lt_jw_key(&w, "finished"); lt_jw_bool(&w, finished);
-    lt_jw_end_object(&w);
-    const char *text;
-    int64_t n;
-    lt_status s = lt_jw_finish(&w, &text, &n);
-    if (!s) {
-        *out = lt_strdup(text);
-        if (!*out) s = lt_error(LT_ERR_NOMEM, "out of memory");
-    }
-    lt_jw_free(&w);
-    return s;
-}
-
-static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w);
-
-/* last.safetensors: the whole state a resumed run needs (see the top of this file). */
-static lt_status save_resume(trainer *t) {
-    int finished = t->ps.stage_done && t->ps.stage == t->r->n_stages - 1;
-    char *progress = NULL;
-    lt_status s = write_progress_json(t, finished, &progress);
-    if (s) return s;
-    lt_ckpt_writer *w;
-    s = lt_ckpt_writer_new(&w);
-    if (s) { lt_free(progress); return s; }
-    lt_ckpt_writer_add_params(w, &t->model.params, "", LT_CKPT_ALL, NULL, NULL, NULL);
-    if (!t->ps.stage_done && t->have_optim) lt_ckpt_writer_add_optim(w, &t->optim);
-    if (!t->ps.stage_done && t->ps.best_epoch >= 0)
-        lt_ckpt_writer_add_params(w, &t->model.params, "best/", LT_CKPT_ALL, t->best.data, t->best.buffers,
-                                  t->best.counters);
-    lt_ckpt_writer_add_meta(w, "format", "longtail-resume-1");
-    s = add_model_meta(t, w);
-    if (s) {
-        lt_free(progress);
-        lt_ckpt_writer_free(w);
-        return s;
-    }
-    lt_ckpt_writer_add_meta(w, "progress", progress);
-    if (!t->ps.stage_done && t->r->stages[t->ps.stage].maxnorm) {
-        /* The stage-start MaxNorm radius (the start weights are gone by now). */
-        char rad[40];
-        snprintf(rad, sizeof rad, "%.17g", t->ms.maxnorm_r);
-        lt_ckpt_writer_add_meta(w, "maxnorm_radius", rad);
-    }
-    for (int k = 0; k < t->r->n_stages; k++)
-        if (t->stage_json[k]) {
-            char key[48];
-            snprintf(key, sizeof key, "stage_metrics.%d", k + 1);
-            lt_ckpt_writer_add_meta(w, key, t->stage_json[k]);
-        }
-    lt_free(progress);
-    return lt_ckpt_writer_commit(w, path_in(t, "last.safetensors"));
-}
-
-/* Appends one line to log.jsonl and records the new length. */
-static lt_status append_log(trainer *t, const char *line) {
-    const char *path = path_in(t, "log.jsonl");
-    FILE *f = fopen(path, "ab");
-    if (!f) return lt_error(LT_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
-    int ok = fputs(line, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) return lt_error(LT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    t->ps.log_lines++;
-    return LT_OK;
-}
-
-static void csv_floats(char *buf, size_t n, const float *v, int64_t c) {
-    size_t k = 0;
-    buf[0] = '\0';
-    for (int64_t i = 0; i < c && k < n; i++) k += (size_t)snprintf(buf + k, n - k, i ? ",%.9g" : "%.9g", (double)v[i]);
-}
-
-/* Metadata that describes the model (to rebuild it, normalize its inputs, reproduce it). */
-static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w) {
-    char *recipe = NULL;
-    lt_status s = lt_recipe_to_string(t->r, &recipe);
-    if (s) return s;
-    const lt_model_config *mc = &t->model.cfg;
-    char arch[32], depth[16], width[32], ncls[16], h[16], w_[16], c[16], seed[32], mean[160], std[160];
-    lt_arch_name(mc, arch, sizeof arch);
-    snprintf(depth, sizeof depth, "%d", mc->depth);
-    snprintf(width, sizeof width, "%.9g", (double)mc->width);
-    snprintf(ncls, sizeof ncls, "%d", mc->num_classes);
-    snprintf(h, sizeof h, "%d", mc->in_height);
-    snprintf(w_, sizeof w_, "%d", mc->in_width);
-    snprintf(c, sizeof c, "%d", mc->in_channels);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->seed);
-    csv_floats(mean, sizeof mean, t->norm.mean, mc->in_channels);
-    csv_floats(std, sizeof std, t->norm.std, mc->in_channels);
-    const char *meta[] = {"arch", arch, "depth", depth, "width", width, "num_classes", ncls, "in_height", h,
-                          "in_width", w_, "in_channels", c, "bias_init",
-                          mc->fc_bias_init == LT_BIAS_INIT_ZERO ? "zero" : "torch", "normalize_mean", mean,
-                          "normalize_std", std, "seed", seed, "recipe", recipe, "longtail", LT_VERSION};
-    for (size_t k = 0; k + 1 < sizeof meta / sizeof meta[0] && !s; k += 2) s = lt_ckpt_writer_add_meta(w, meta[k], meta[k + 1]);
-    char *arch_json = NULL;
-    if (!s) s = lt_model_arch_json(&t->model, &arch_json);
-    if (!s) s = lt_ckpt_writer_add_meta(w, "architecture", arch_json);
-    lt_free(arch_json);
-    lt_free(recipe);
-    return s;
-}
-
-/* stageK.safetensors: the model with what is needed to rebuild and use it. */
-static lt_status save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch) {
-    lt_ckpt_writer *w;
-    lt_status s = lt_ckpt_writer_new(&w);
-    if (s) return s;
-    char stage[16], sel[24], name[32];
-    snprintf(stage, sizeof stage, "%d", k + 1);
-    snprintf(sel, sizeof sel, "%lld", (long long)selected_epoch + 1);
-    snprintf(name, sizeof name, "stage%d.safetensors", k + 1);
-    s = lt_ckpt_writer_add_meta(w, "format", "longtail-model-1");
-    if (!s) s = add_model_meta(t, w);
-    if (!s) s = lt_ckpt_writer_add_meta(w, "stage", stage);
-    if (!s) s = lt_ckpt_writer_add_meta(w, "selected_epoch", sel);
-    if (!s && t->ms.ph_kind != LT_POSTHOC_NONE) {
-        /* The weights are the trained model; the transform its final evaluation used is
-         * recorded beside them (docs/recipes.md, post-hoc transforms). */
-        char tau[40];
-        snprintf(tau, sizeof tau, "%.17g", t->ms.ph_tau);
-        s = lt_ckpt_writer_add_meta(w, "posthoc", lt_posthoc_name(t->ms.ph_kind));
-        if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_tau", tau);
-        if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_bias", t->r->stages[k].posthoc_drop_bias ? "drop" : "keep");
-    }
-    if (!s) s = lt_ckpt_writer_add_params(w, &t->model.params, "", LT_CKPT_ALL, NULL, NULL, NULL);
-    if (s) {
-        lt_ckpt_writer_free(w);
-        return s;
-    }
-    return lt_ckpt_writer_commit(w, path_in(t, name));
-}
-
-/* metrics.json from the finished stages' entries. */
-static lt_status write_metrics(trainer *t) {
-    const lt_dataset *tr = t->data->train;
-    lt_jw w;
-    lt_jw_init(&w, 2);
-    lt_jw_begin_object(&w);
-    lt_jw_key(&w, "format"); lt_jw_string(&w, "longtail-metrics-1");
-    lt_jw_key(&w, "recipe"); lt_jw_string(&w, t->r->name);
-    lt_jw_key(&w, "seed"); lt_jw_int(&w, (int64_t)t->seed);
-    lt_jw_key(&w, "threads"); lt_jw_int(&w, t->r->threads);
-    lt_jw_key(&w, "dataset"); lt_jw_string(&w, lt_dataset_kind_name(t->r->data.kind));
-    lt_jw_key(&w, "class_names");
-    lt_jw_begin_array(&w);
-    for (int32_t c = 0; c < t->C; c++) lt_jw_string(&w, tr->class_names ? tr->class_names[c] : "");
-    lt_jw_end_array(&w);
-    lt_jw_key(&w, "train_counts");
-    lt_jw_begin_array(&w);
-    for (int32_t c = 0; c < t->C; c++) lt_jw_int(&w, t->train_counts[c]);
-    lt_jw_end_array(&w);
-    lt_jw_key(&w, "num_params"); lt_jw_int(&w, lt_model_num_params(&t->model));
-    int n_done = 0;
-    for (int k = 0; k < t->r->n_stages; k++) n_done += t->stage_json[k] != NULL;
-    lt_jw_key(&w, "finished"); lt_jw_bool(&w, n_done == t->r->n_stages);
-    lt_jw_key(&w, "stages");
-    lt_jw_begin_array(&w);
-    lt_status s = LT_OK;
-    for (int k = 0; k < t->r->n_stages && !s; k++) {
-        if (!t->stage_json[k]) continue;
-        lt_json *j;
-        s = lt_json_parse(t->stage_json[k], (int64_t)strlen(t->stage_json[k]), "stage metrics", &j);
-        if (s) break;
-        lt_mt_json_write(&w, j);
-        lt_json_free(j);
-    }
-    lt_jw_end_array(&w);
-    lt_jw_end_object(&w);
-    const char *text;
-    int64_t n;
-    if (!s) s = lt_jw_finish(&w, &text, &n);
-    if (!s) {
-        char *buf = lt_malloc((size_t)n + 1);
-        if (!buf) s = lt_error(LT_ERR_NOMEM, "out of memory");
-        else {
-            memcpy(buf, text, (size_t)n);
-            buf[n] = '\n';
-            s = lt_file_write_atomic(path_in(t, "metrics.json"), buf, n + 1);
-            lt_free(buf);
-        }
-    }
-    lt_jw_free(&w);
-    return s;
-}
-
-/* ---------------------------------------------------------------- resume */
-
-/* Cuts log.jsonl after its first ps.log_lines lines (a missing log is recreated). */
-static lt_status truncate_log(trainer *t) {
-    const char *path = path_in(t, "log.jsonl");
-    char *text = NULL;
-    int64_t n = 0;
-    if (!lt_path_exists(path)) return lt_file_write_atomic(path, "", 0);
-    lt_status s = lt_file_read(path, 0, &text, &n);
-    if (s) return s;
-    int64_t keep = 0, lines = 0;
-    while (keep < n && lines < t->ps.log_lines) {
-        const char *nl = memchr(text + keep, '\n', (size_t)(n - keep));
-        if (!nl) break;
-        keep = nl - text + 1;
-        lines++;
-    }
-    if (keep < n) s = lt_file_write_atomic(path, text, keep);
-    lt_free(text);
-    if (!s && lines < t->ps.log_lines) t->ps.log_lines = lines;   /* the log lost lines: count what is there */
-    return s;
-}
-
-static lt_status read_resume(trainer *t, lt_safetensors **out) {
-    const char *path = path_in(t, "last.safetensors");
-    lt_safetensors *st;
-    lt_status s = lt_safetensors_load(path, &st);
-    if (s) return s;
-    const char *fmt = lt_safetensors_metadata(st, "format"), *prog = lt_safetensors_metadata(st, "progress");
-    if (!fmt || strcmp(fmt, "longtail-resume-1") != 0 || !prog) {
-        s = lt_error(LT_ERR_FORMAT, "%s: not a longtail resume file (metadata format '%s')", path, fmt ? fmt : "");
-        lt_safetensors_free(st);
-        return s;
-    }
-    lt_json *j;
-    s = lt_json_parse(prog, (int64_t)strlen(prog), path, &j);
-    if (s) { lt_safetensors_free(st); return s; }
-    double seed = lt_json_number(lt_json_get(j, "seed"), -1), stage = lt_json_number(lt_json_get(j, "stage"), 0);
-    double ed = lt_json_number(lt_json_get(j, "epochs_done"), -1), be = lt_json_number(lt_json_get(j, "best_epoch"), -1);
-    double lb = lt_json_number(lt_json_get(j, "log_lines"), -1);
-    const lt_json *sd = lt_json_get(j, "stage_done");
-    int stage_done = sd && sd->type == LT_JSON_BOOL ? sd->boolean : -1;
-    t->ps.best_val = lt_json_number(lt_json_get(j, "best_val_top1"), NAN);
-    lt_json_free(j);
-    if (seed != (double)t->seed || !(stage >= 1 && stage <= t->r->n_stages) || stage_done < 0 || !(ed >= 0) ||
-        !(lb >= 0) || !(be >= 0)) {
-        s = lt_error(LT_ERR_FORMAT, "%s: progress %s does not fit this run (seed %llu, %d stages)", path, prog,
-                     (unsigned long long)t->seed, t->r->n_stages);
-        lt_safetensors_free(st);
-        return s;
-    }
-    t->ps.stage = (int)stage - 1;
-    t->ps.epochs_done = (int64_t)ed;
-    t->ps.stage_done = stage_done;
-    t->ps.best_epoch = (int64_t)be - 1;
-    t->ps.log_lines = (int64_t)lb;
-    const char *rad = lt_safetensors_metadata(st, "maxnorm_radius");
-    t->ms.maxnorm_r = NAN;
-    if (rad) {
-        double v;
-        if (!lt_parse_double(rad, &v) || !(v > 0)) {
-            s = lt_error(LT_ERR_FORMAT, "%s: maxnorm_radius '%s' is not a radius > 0", path, rad);
-            lt_safetensors_free(st);
-            return s;
-        }
-        t->ms.maxnorm_r = v;
-    }
-    if (t->ps.epochs_done > t->r->stages[t->ps.stage].epochs) {
-        lt_safetensors_free(st);
-        return lt_error(LT_ERR_FORMAT, "%s: %lld epochs done in stage %d, the recipe has %lld", path,
-                        (long long)t->ps.epochs_done, t->ps.stage + 1, (long long)t->r->stages[t->ps.stage].epochs);
-    }
-    for (int k = 0; k < t->r->n_stages; k++) {
-        char key[48];
-        snprintf(key, sizeof key, "stage_metrics.%d", k + 1);
-        const char *m = lt_safetensors_metadata(st, key);
-        if (m && (k < t->ps.stage || (k == t->ps.stage && t->ps.stage_done))) {
-            t->stage_json[k] = lt_strdup(m);
-            if (!t->stage_json[k]) { lt_safetensors_free(st); return lt_error(LT_ERR_NOMEM, "out of memory"); }
-        }
-    }
-    s = lt_ckpt_read_params(st, &t->model.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
-    if (!s && !t->ps.stage_done && t->ps.best_epoch >= 0)
-        s = lt_ckpt_read_params(st, &t->model.params, "best/", LT_CKPT_ALL, 0, t->best.data, t->best.buffers,
-                                t->best.counters);
-    if (s) { lt_safetensors_free(st); return s; }
-    /* log.jsonl back to what it held at this state (a kill may have left later lines). */
-    s = truncate_log(t);
-    if (s) { lt_safetensors_free(st); return s; }
-    *out = st;
-    return LT_OK;
 }
 
 /* ---------------------------------------------------------------- one stage */
@@ -491,7 +107,7 @@ static lt_status finish_stage(trainer *t, int k) {
     if (!s && has_test)
         s = lt_mt_stage_analysis(t->ctx, &t->model, t->data->test, t->data->train, &t->norm, r->eval_batch_size, &test);
     if (!s && has_val) s = lt_mt_stage_analysis(t->ctx, &t->model, t->data->val, NULL, &t->norm, r->eval_batch_size, &val);
-    if (!s) s = save_stage_checkpoint(t, k, selected);
+    if (!s) s = lt_mt_save_stage_checkpoint(t, k, selected);
     if (!s) {
         lt_jw w;
         lt_jw_init(&w, 0);
@@ -523,19 +139,19 @@ static lt_status finish_stage(trainer *t, int k) {
         }
         lt_jw_free(&w);
     }
-    if (!s) s = write_metrics(t);
+    if (!s) s = lt_mt_write_metrics(t);
     if (!s) {
         t->ps.stage_done = 1;
-        s = save_resume(t);
+        s = lt_mt_save_resume(t);
     }
     if (!s) {
-        lt_train_event ev = stage_event(LT_TRAIN_STAGE_END, sc, k);
+        lt_train_event ev = lt_mt_stage_event(LT_TRAIN_STAGE_END, sc, k);
         ev.epoch = sc->epochs;
         ev.selected_epoch = selected + 1;
         ev.val_top1 = t->ps.best_epoch >= 0 ? t->ps.best_val : NAN;
         ev.test = has_test ? &test : NULL;
         ev.val = has_val ? &val : NULL;
-        emit(t, &ev);
+        lt_mt_emit(t, &ev);
     }
     lt_eval_result_free(&val);
     lt_eval_result_free(&test);
@@ -567,7 +183,7 @@ static lt_status log_epoch(trainer *t, const lt_stage_config *sc, int k, int64_t
     const char *text;
     int64_t n;
     lt_status s = lt_jw_finish(&w, &text, &n);
-    if (!s) s = append_log(t, text);
+    if (!s) s = lt_mt_append_log(t, text);
     lt_jw_free(&w);
     return s;
 }
@@ -632,7 +248,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     t->ms.sc = sc;
     t->ms.k = k;
     s = lt_mt_methods_begin(&t->ms, !mid_stage);
-    if (s) return mid_stage ? lt_error(s, "%s: %s", path_in(t, "last.safetensors"), lt_last_error()) : s;
+    if (s) return mid_stage ? lt_error(s, "%s: %s", lt_mt_path_in(t, "last.safetensors"), lt_last_error()) : s;
     if (!mid_stage) {
         t->ps.best_epoch = -1;
         t->ps.best_val = NAN;
@@ -676,9 +292,9 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     int has_val = t->data->val && t->data->val->n > 0;
 
     if (!s && t->ps.epochs_done == 0) {
-        lt_train_event ev = stage_event(LT_TRAIN_STAGE_BEGIN, sc, k);
+        lt_train_event ev = lt_mt_stage_event(LT_TRAIN_STAGE_BEGIN, sc, k);
         ev.batches = batches;
-        emit(t, &ev);
+        lt_mt_emit(t, &ev);
     }
 
     for (int64_t e = t->ps.epochs_done; !s && e < sc->epochs && !t->call->stopped; e++) {
@@ -736,7 +352,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             t->call->units_done++;
             t->call->units_left--;
             if (t->call->opt->progress && (b % 4 == 3 || b + 1 == batches)) {
-                lt_train_event ev = stage_event(LT_TRAIN_BATCH, sc, k);
+                lt_train_event ev = lt_mt_stage_event(LT_TRAIN_BATCH, sc, k);
                 ev.epoch = e + 1;
                 ev.batch = b + 1;
                 ev.batches = batches;
@@ -744,7 +360,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
                 ev.loss = loss_sum / (double)seen;
                 ev.train_acc = (double)correct / (double)seen;
                 ev.images_per_s = t_train > 0 ? (double)seen / t_train : NAN;
-                emit(t, &ev);
+                lt_mt_emit(t, &ev);
             }
         }
         lt_ctx_reset(t->ctx);
@@ -775,10 +391,10 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
         if (!s) {
             t->ps.epochs_done = e + 1;
             t->ps.stage_done = 0;
-            s = save_resume(t);
+            s = lt_mt_save_resume(t);
         }
         if (!s) {
-            lt_train_event ev = stage_event(LT_TRAIN_EPOCH_END, sc, k);
+            lt_train_event ev = lt_mt_stage_event(LT_TRAIN_EPOCH_END, sc, k);
             ev.epoch = e + 1;
             ev.batch = ev.batches = batches;
             ev.lr = lr_epoch;
@@ -788,7 +404,7 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
             ev.val_top1 = vtop1;
             ev.is_best = is_best;
             ev.val = has_val ? &val : NULL;
-            emit(t, &ev);
+            lt_mt_emit(t, &ev);
             t->call->epochs_trained++;
             const lt_train_options *o = t->call->opt;
             if (o->stop_after_epochs > 0 && t->call->epochs_trained >= o->stop_after_epochs) t->call->stopped = 1;
@@ -830,7 +446,7 @@ static lt_status load_init(trainer *t) {
         memset(&ev, 0, sizeof ev);
         ev.kind = LT_TRAIN_NOTE;
         ev.note = note;
-        emit(t, &ev);
+        lt_mt_emit(t, &ev);
     }
     return LT_OK;
 }
@@ -860,7 +476,7 @@ static lt_status load_teacher(trainer *t) {
     memset(&ev, 0, sizeof ev);
     ev.kind = LT_TRAIN_NOTE;
     ev.note = note;
-    emit(t, &ev);
+    lt_mt_emit(t, &ev);
     return LT_OK;
 }
 
@@ -928,11 +544,11 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
     lt_safetensors *resume_st = NULL;
     t->ps.best_epoch = -1;
     t->ps.best_val = NAN;
-    if (!s && call->opt->resume && lt_path_exists(path_in(t, "last.safetensors"))) s = read_resume(t, &resume_st);
+    if (!s && call->opt->resume && lt_path_exists(lt_mt_path_in(t, "last.safetensors"))) s = lt_mt_read_resume(t, &resume_st);
     else if (!s) {
         /* A fresh run: the starting weights, an empty log. */
         if (r->init) s = load_init(t);
-        if (!s) s = lt_file_write_atomic(path_in(t, "log.jsonl"), "", 0);
+        if (!s) s = lt_file_write_atomic(lt_mt_path_in(t, "log.jsonl"), "", 0);
     }
 
     int first = 0, mid = 0;
@@ -956,7 +572,7 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
         ev.kind = LT_TRAIN_SEED_BEGIN;
         ev.stage = first + 1;
         ev.epoch = mid ? t->ps.epochs_done : 0;
-        emit(t, &ev);
+        lt_mt_emit(t, &ev);
     }
     for (int k = first; !s && k < r->n_stages && !call->stopped; k++) {
         t->ps.stage = k;
@@ -965,11 +581,11 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
     }
     lt_safetensors_free(resume_st);
     if (!s && !call->stopped) {
-        if (first >= r->n_stages) s = write_metrics(t);   /* an already finished run: refresh */
+        if (first >= r->n_stages) s = lt_mt_write_metrics(t);   /* an already finished run: refresh */
         lt_train_event ev;
         memset(&ev, 0, sizeof ev);
         ev.kind = LT_TRAIN_SEED_END;
-        emit(t, &ev);
+        lt_mt_emit(t, &ev);
     }
     trainer_free(t);
     lt_free(t);
