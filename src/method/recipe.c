@@ -7,6 +7,7 @@
  * key, found by scanning the recipe text (overrides are reported as --set). */
 #include "longtail/train.h"
 #include "stage_loss.h"
+#include "reader.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -84,80 +85,9 @@ const char *lt_recipe_where(const lt_recipe *r, const char *section, const char 
     return buf;
 }
 
-/* LT_ERR_CONFIG "file:line: section.key: <message>". */
-static lt_status bad(const lt_recipe *r, const char *section, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static lt_status bad(const lt_recipe *r, const char *section, const char *key, const char *fmt, ...) {
-    char w[300], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return lt_error(LT_ERR_CONFIG, "%s: %s.%s: %s", lt_recipe_where(r, section, key, w, sizeof w), section, key, msg);
-}
-
-/* ---------------------------------------------------------------- typed reads */
-
-typedef struct reader {
-    lt_recipe *r;
-    lt_status st;   /* first error; later reads do nothing */
-} reader;
-
-static const char *get_str(reader *rd, const char *sec, const char *key, const char *def) {
-    const char *v = def;
-    if (!rd->st) rd->st = lt_config_get_str(rd->r->cfg, sec, key, def, &v);
-    return rd->st ? def : v;
-}
-
-static int64_t get_int(reader *rd, const char *sec, const char *key, int64_t def, int64_t lo, int64_t hi) {
-    int64_t v = def;
-    if (rd->st) return def;
-    rd->st = lt_config_get_int(rd->r->cfg, sec, key, def, &v);
-    if (!rd->st && (v < lo || v > hi)) {
-        if (hi == INT64_MAX) rd->st = bad(rd->r, sec, key, "expected an integer >= %lld, got %lld", (long long)lo, (long long)v);
-        else rd->st = bad(rd->r, sec, key, "expected an integer in [%lld, %lld], got %lld", (long long)lo, (long long)hi,
-                          (long long)v);
-    }
-    return rd->st ? def : v;
-}
-
-/* A number in [lo, hi] (hi_open: [lo, hi)). */
-static double get_num(reader *rd, const char *sec, const char *key, double def, double lo, double hi, int hi_open) {
-    double v = def;
-    if (rd->st) return def;
-    rd->st = lt_config_get_float(rd->r->cfg, sec, key, def, &v);
-    if (!rd->st && (!(v >= lo) || (hi_open ? !(v < hi) : !(v <= hi)))) {
-        if (isinf(hi)) rd->st = bad(rd->r, sec, key, "expected a number >= %g, got %g", lo, v);
-        else rd->st = bad(rd->r, sec, key, "expected a number in [%g, %g%c, got %g", lo, hi, hi_open ? ')' : ']', v);
-    }
-    return rd->st ? def : v;
-}
-
-static int get_bool(reader *rd, const char *sec, const char *key, int def) {
-    int v = def;
-    if (!rd->st) rd->st = lt_config_get_bool(rd->r->cfg, sec, key, def, &v);
-    return rd->st ? def : v;
-}
-
-/* One of names[0..n) (values[k] for names[k]); the message lists them. */
-static int get_enum(reader *rd, const char *sec, const char *key, const char *def, const char *const *names,
-                    const int *values, int n) {
-    const char *v = get_str(rd, sec, key, def);
-    if (rd->st) return values[0];
-    for (int k = 0; k < n; k++)
-        if (!strcmp(v, names[k])) return values[k];
-    char list[400];
-    size_t len = 0;
-    list[0] = '\0';
-    for (int k = 0; k < n && len < sizeof list; k++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k == 0 ? "" : (k == n - 1 ? " or " : ", "), names[k]);
-    rd->st = bad(rd->r, sec, key, "expected %s, got '%s'", list, v);
-    return values[0];
-}
-
 /* ---------------------------------------------------------------- sections */
 
-static void read_data(reader *rd) {
+static void read_data(lt_mt_reader *rd) {
     lt_recipe *r = rd->r;
     const char *S = "data";
     lt_config_has_section(r->cfg, S);
@@ -167,36 +97,36 @@ static void read_data(reader *rd) {
     static const char *const kinds[] = {"fmnist", "mnist", "cifar10", "cifar100", "folder", "list"};
     static const int kind_v[] = {LT_DATASET_FMNIST, LT_DATASET_MNIST, LT_DATASET_CIFAR10, LT_DATASET_CIFAR100,
                                  LT_DATASET_FOLDER, LT_DATASET_LIST};
-    d->kind = (lt_dataset_kind)get_enum(rd, S, "dataset", "fmnist", kinds, kind_v, 6);
-    const char *root = get_str(rd, S, "root", "");
+    d->kind = (lt_dataset_kind)lt_mt_get_enum(rd, S, "dataset", "fmnist", kinds, kind_v, 6);
+    const char *root = lt_mt_get_str(rd, S, "root", "");
     d->root = *root ? root : NULL;
-    const char *tl = get_str(rd, S, "train_list", ""), *vl = get_str(rd, S, "test_list", "");
+    const char *tl = lt_mt_get_str(rd, S, "train_list", ""), *vl = lt_mt_get_str(rd, S, "test_list", "");
     d->train_list = *tl ? tl : NULL;
     d->test_list = *vl ? vl : NULL;
-    int64_t size = get_int(rd, S, "image_size", 32, 1, 4096);
-    int64_t ch = get_int(rd, S, "channels", 3, 1, 3);
-    if (!rd->st && ch == 2) rd->st = bad(r, S, "channels", "expected 1 (gray) or 3 (RGB), got 2");
+    int64_t size = lt_mt_get_int(rd, S, "image_size", 32, 1, 4096);
+    int64_t ch = lt_mt_get_int(rd, S, "channels", 3, 1, 3);
+    if (!rd->st && ch == 2) rd->st = lt_mt_bad(r, S, "channels", "expected 1 (gray) or 3 (RGB), got 2");
     d->image = (lt_image_options){size, size, ch};
     int folder_like = d->kind == LT_DATASET_FOLDER || d->kind == LT_DATASET_LIST;
     static const char *const profiles[] = {"exp", "step", "none"};
     static const int profile_v[] = {LT_PROFILE_EXP, LT_PROFILE_STEP, LT_PROFILE_NONE};
-    d->longtail.profile = (lt_profile)get_enum(rd, S, "profile", folder_like ? "none" : "exp", profiles, profile_v, 3);
-    d->longtail.imbalance_factor = get_num(rd, S, "imbalance", 100.0, 1.0, INFINITY, 0);
-    d->longtail.n_max = get_int(rd, S, "n_max", 0, 0, INT64_MAX);
-    d->longtail.val_per_class = get_int(rd, S, "val_per_class", 20, 0, INT64_MAX);
+    d->longtail.profile = (lt_profile)lt_mt_get_enum(rd, S, "profile", folder_like ? "none" : "exp", profiles, profile_v, 3);
+    d->longtail.imbalance_factor = lt_mt_get_num(rd, S, "imbalance", 100.0, 1.0, INFINITY, 0);
+    d->longtail.n_max = lt_mt_get_int(rd, S, "n_max", 0, 0, INT64_MAX);
+    d->longtail.val_per_class = lt_mt_get_int(rd, S, "val_per_class", 20, 0, INT64_MAX);
     static const char *const sels[] = {"shuffle", "first"};
     static const int sel_v[] = {LT_SELECT_SHUFFLE, LT_SELECT_FIRST};
-    d->longtail.selection = (lt_selection)get_enum(rd, S, "selection", "shuffle", sels, sel_v, 2);
+    d->longtail.selection = (lt_selection)lt_mt_get_enum(rd, S, "selection", "shuffle", sels, sel_v, 2);
     static const char *const orders[] = {"label", "counts"};
     static const int order_v[] = {LT_ORDER_LABEL, LT_ORDER_COUNTS};
-    d->longtail.class_order = (lt_class_order)get_enum(rd, S, "class_order", "label", orders, order_v, 2);
-    d->longtail.seed = (uint64_t)get_int(rd, S, "data_seed", 0, 0, INT64_MAX);
+    d->longtail.class_order = (lt_class_order)lt_mt_get_enum(rd, S, "class_order", "label", orders, order_v, 2);
+    d->longtail.seed = (uint64_t)lt_mt_get_int(rd, S, "data_seed", 0, 0, INT64_MAX);
 
-    r->crop_pad = (int32_t)get_int(rd, S, "crop_pad", 0, 0, 64);
-    r->hflip = get_bool(rd, S, "hflip", 0);
+    r->crop_pad = (int32_t)lt_mt_get_int(rd, S, "crop_pad", 0, 0, 64);
+    r->hflip = lt_mt_get_bool(rd, S, "hflip", 0);
     static const char *const norms[] = {"dataset", "none", "cifar", "custom"};
     static const int norm_v[] = {LT_NORM_DATASET, LT_NORM_NONE, LT_NORM_CIFAR, LT_NORM_CUSTOM};
-    r->normalize = (lt_normalize)get_enum(rd, S, "normalize", "dataset", norms, norm_v, 4);
+    r->normalize = (lt_normalize)lt_mt_get_enum(rd, S, "normalize", "dataset", norms, norm_v, 4);
     double mean[LT_DATA_MAX_CHANNELS], std[LT_DATA_MAX_CHANNELS];
     int64_t nm = 0, ns = 0;
     if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "mean", mean, LT_DATA_MAX_CHANNELS, &nm);
@@ -204,13 +134,13 @@ static void read_data(reader *rd) {
     if (rd->st) return;
     if (r->normalize == LT_NORM_CUSTOM) {
         if (nm == 0 || nm != ns) {
-            rd->st = bad(r, S, nm == 0 ? "mean" : "std",
+            rd->st = lt_mt_bad(r, S, nm == 0 ? "mean" : "std",
                          "normalize = custom needs mean and std lists of the same length (one per channel)");
             return;
         }
         for (int64_t k = 0; k < ns; k++)
             if (!(std[k] > 0)) {
-                rd->st = bad(r, S, "std", "item %lld: expected a number > 0, got %g", (long long)k + 1, std[k]);
+                rd->st = lt_mt_bad(r, S, "std", "item %lld: expected a number > 0, got %g", (long long)k + 1, std[k]);
                 return;
             }
         for (int64_t k = 0; k < nm; k++) {
@@ -219,71 +149,71 @@ static void read_data(reader *rd) {
         }
         r->n_mean = (int)nm;
     } else if (nm || ns) {
-        rd->st = bad(r, S, nm ? "mean" : "std", "only used with normalize = custom (normalize is '%s')", norms[r->normalize]);
+        rd->st = lt_mt_bad(r, S, nm ? "mean" : "std", "only used with normalize = custom (normalize is '%s')", norms[r->normalize]);
     }
     if (!rd->st && d->kind == LT_DATASET_LIST && !d->train_list)
-        rd->st = bad(r, S, "train_list", "dataset = list needs a train_list file");
+        rd->st = lt_mt_bad(r, S, "train_list", "dataset = list needs a train_list file");
 }
 
 /* [model]: the architecture (a registry name, lt_arch_parse) and the keys that apply to it:
  * width (a channel multiplier for the ResNets; for mlp the hidden width in units of 512),
  * stem (torchvision ResNets), hidden or depth (mlp); head, heads, bias_init; init and
  * init_strict (weights to start from); teacher (a frozen model that the KD loss consults). */
-static void read_model(reader *rd) {
+static void read_model(lt_mt_reader *rd) {
     lt_recipe *r = rd->r;
     const char *S = "model";
     lt_config_has_section(r->cfg, S);
-    const char *arch = get_str(rd, S, "arch", "resnet32");
+    const char *arch = lt_mt_get_str(rd, S, "arch", "resnet32");
     if (rd->st) return;
     lt_model_config *mc = &r->model;
     *mc = lt_model_config_resnet(32, 3, 32, 32, 2);
     if (lt_arch_parse(arch, mc)) {
-        rd->st = bad(r, S, "arch", "%s", lt_last_error());
+        rd->st = lt_mt_bad(r, S, "arch", "%s", lt_last_error());
         return;
     }
     int cifar = mc->arch == LT_ARCH_RESNET_CIFAR || mc->arch == LT_ARCH_RESNET_CIFAR_NOBN;
     if (cifar && (mc->depth < 8 || (mc->depth - 2) % 6 != 0)) {
-        rd->st = bad(r, S, "arch", "a CIFAR ResNet has depth 6n+2 (resnet8, resnet20, resnet32, resnet44, resnet56), "
+        rd->st = lt_mt_bad(r, S, "arch", "a CIFAR ResNet has depth 6n+2 (resnet8, resnet20, resnet32, resnet44, resnet56), "
                      "got '%s'", arch);
         return;
     }
     if (mc->arch != LT_ARCH_RESNET && lt_config_has(r->cfg, S, "stem")) {
-        rd->st = bad(r, S, "stem", "only used with the torchvision ResNets (arch = resnet18, resnet34, resnet50)");
+        rd->st = lt_mt_bad(r, S, "stem", "only used with the torchvision ResNets (arch = resnet18, resnet34, resnet50)");
         return;
     }
     static const char *const mlp_keys[] = {"hidden", "depth"};
     for (int k = 0; k < 2; k++)
         if (mc->arch != LT_ARCH_MLP && lt_config_has(r->cfg, S, mlp_keys[k])) {
-            rd->st = bad(r, S, mlp_keys[k], "only used with arch = mlp (a ResNet's depth is in its name, e.g. resnet32)");
+            rd->st = lt_mt_bad(r, S, mlp_keys[k], "only used with arch = mlp (a ResNet's depth is in its name, e.g. resnet32)");
             return;
         }
     r->depth = mc->depth;
-    r->width = (float)get_num(rd, S, "width", 1.0, 1.0 / 16.0, 64.0, 0);
+    r->width = (float)lt_mt_get_num(rd, S, "width", 1.0, 1.0 / 16.0, 64.0, 0);
     mc->width = r->width;
     if (mc->arch == LT_ARCH_RESNET) {
         static const char *const stems[] = {"imagenet", "cifar"};
         static const int stem_v[] = {LT_STEM_IMAGENET, LT_STEM_CIFAR};
-        mc->stem = (lt_stem)get_enum(rd, S, "stem", "imagenet", stems, stem_v, 2);
+        mc->stem = (lt_stem)lt_mt_get_enum(rd, S, "stem", "imagenet", stems, stem_v, 2);
     }
     if (mc->arch == LT_ARCH_MLP) {
         int64_t nh = 0;
         double hv[LT_MAX_HIDDEN + 1];
         if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "hidden", hv, LT_MAX_HIDDEN + 1, &nh);
         if (rd->st) return;
-        int64_t depth = get_int(rd, S, "depth", 2, 0, LT_MAX_HIDDEN);
+        int64_t depth = lt_mt_get_int(rd, S, "depth", 2, 0, LT_MAX_HIDDEN);
         if (rd->st) return;
         if (nh > LT_MAX_HIDDEN) {
-            rd->st = bad(r, S, "hidden", "more than %d hidden layers", LT_MAX_HIDDEN);
+            rd->st = lt_mt_bad(r, S, "hidden", "more than %d hidden layers", LT_MAX_HIDDEN);
             return;
         }
         if (nh > 0) {
             if (lt_config_has(r->cfg, S, "depth") || lt_config_has(r->cfg, S, "width")) {
-                rd->st = bad(r, S, "hidden", "give either hidden = W1,W2,... or depth and width, not both");
+                rd->st = lt_mt_bad(r, S, "hidden", "give either hidden = W1,W2,... or depth and width, not both");
                 return;
             }
             for (int64_t k = 0; k < nh; k++) {
                 if (!(hv[k] >= 1 && hv[k] <= 65536 && hv[k] == floor(hv[k]))) {
-                    rd->st = bad(r, S, "hidden", "item %lld: expected an integer in [1, 65536], got %g", (long long)k + 1, hv[k]);
+                    rd->st = lt_mt_bad(r, S, "hidden", "item %lld: expected an integer in [1, 65536], got %g", (long long)k + 1, hv[k]);
                     return;
                 }
                 mc->hidden[k] = (int)hv[k];
@@ -298,25 +228,25 @@ static void read_model(reader *rd) {
     }
     static const char *const bi[] = {"torch", "zero"};
     static const int bi_v[] = {LT_BIAS_INIT_TORCH, LT_BIAS_INIT_ZERO};
-    r->bias_init = (lt_bias_init)get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
+    r->bias_init = (lt_bias_init)lt_mt_get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
     mc->fc_bias_init = r->bias_init;
     static const char *const heads[] = {"linear", "cosine", "etf", "lws"};
     static const int head_v[] = {LT_HEAD_LINEAR, LT_HEAD_COSINE, LT_HEAD_ETF, LT_HEAD_LWS};
-    r->head = (lt_head_kind)get_enum(rd, S, "head", "linear", heads, head_v, 4);
+    r->head = (lt_head_kind)lt_mt_get_enum(rd, S, "head", "linear", heads, head_v, 4);
     mc->head = r->head;
-    mc->heads = (int)get_int(rd, S, "heads", 1, 1, LT_MAX_HEADS);
-    r->init = get_str(rd, S, "init", NULL);
-    if (!rd->st && r->init && !r->init[0]) rd->st = bad(r, S, "init", "expected a checkpoint path, got an empty value");
-    r->init_strict = get_bool(rd, S, "init_strict", 1);
+    mc->heads = (int)lt_mt_get_int(rd, S, "heads", 1, 1, LT_MAX_HEADS);
+    r->init = lt_mt_get_str(rd, S, "init", NULL);
+    if (!rd->st && r->init && !r->init[0]) rd->st = lt_mt_bad(r, S, "init", "expected a checkpoint path, got an empty value");
+    r->init_strict = lt_mt_get_bool(rd, S, "init_strict", 1);
     if (!rd->st && !r->init && lt_config_has(r->cfg, S, "init_strict"))
-        rd->st = bad(r, S, "init_strict", "only used with model.init");
-    r->teacher = get_str(rd, S, "teacher", NULL);
+        rd->st = lt_mt_bad(r, S, "init_strict", "only used with model.init");
+    r->teacher = lt_mt_get_str(rd, S, "teacher", NULL);
     if (!rd->st && r->teacher && !r->teacher[0])
-        rd->st = bad(r, S, "teacher", "expected a checkpoint path, got an empty value");
+        rd->st = lt_mt_bad(r, S, "teacher", "expected a checkpoint path, got an empty value");
 }
 
 /* A copy of p[0..n) that the recipe owns (freed with it); NULL (rd->st set) when out of memory. */
-static const char *own_str(reader *rd, const char *p, size_t n) {
+static const char *own_str(lt_mt_reader *rd, const char *p, size_t n) {
     lt_recipe *r = rd->r;
     char *s = lt_malloc(n + 1);
     char **grown = lt_realloc(r->owned, (size_t)(r->n_owned + 1) * sizeof *grown);
@@ -334,14 +264,14 @@ static const char *own_str(reader *rd, const char *p, size_t n) {
 
 /* A parameter selector of train or weight_decay_groups: the word classifier stands for the
  * model's head, fc; anything else is copied (own_str). */
-static const char *selector(reader *rd, const char *p, size_t n) {
+static const char *selector(lt_mt_reader *rd, const char *p, size_t n) {
     return n == 10 && !memcmp(p, "classifier", 10) ? "fc" : own_str(rd, p, n);
 }
 
 /* "all" | "classifier" | comma list of name prefixes (the word classifier allowed in it). */
-static void read_train(reader *rd, const char *S, lt_stage_config *st) {
+static void read_train(lt_mt_reader *rd, const char *S, lt_stage_config *st) {
     lt_recipe *r = rd->r;
-    const char *v = get_str(rd, S, "train", "all");
+    const char *v = lt_mt_get_str(rd, S, "train", "all");
     if (rd->st) return;
     st->train_all = 0;
     st->n_train_prefixes = 0;
@@ -353,15 +283,15 @@ static void read_train(reader *rd, const char *S, lt_stage_config *st) {
         const char *item;
         size_t n = list_next(&p, &item);
         if (n == 0) {
-            rd->st = bad(r, S, "train", "expected all, classifier or a comma-separated list of parameter name prefixes, got '%s'", v);
+            rd->st = lt_mt_bad(r, S, "train", "expected all, classifier or a comma-separated list of parameter name prefixes, got '%s'", v);
             return;
         }
         if (st->n_train_prefixes == LT_MAX_TRAIN_PREFIXES) {
-            rd->st = bad(r, S, "train", "more than %d prefixes", LT_MAX_TRAIN_PREFIXES);
+            rd->st = lt_mt_bad(r, S, "train", "more than %d prefixes", LT_MAX_TRAIN_PREFIXES);
             return;
         }
         if (n == 3 && !memcmp(item, "all", 3)) {
-            rd->st = bad(r, S, "train", "'all' cannot be combined with prefixes");
+            rd->st = lt_mt_bad(r, S, "train", "'all' cannot be combined with prefixes");
             return;
         }
         const char *sel = selector(rd, item, n);
@@ -372,9 +302,9 @@ static void read_train(reader *rd, const char *S, lt_stage_config *st) {
 
 /* weight_decay_groups = SELECTOR:VALUE, ...: SELECTOR is a parameter name prefix as in
  * train (the word classifier = fc) or a glob with '*' (*.bias, *bn*); VALUE >= 0. */
-static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
+static void read_wd_groups(lt_mt_reader *rd, const char *S, lt_stage_config *st) {
     lt_recipe *r = rd->r;
-    const char *v = get_str(rd, S, "weight_decay_groups", "");
+    const char *v = lt_mt_get_str(rd, S, "weight_decay_groups", "");
     st->n_wd_groups = 0;
     if (rd->st || !*v) return;
     for (const char *p = v; p;) {
@@ -393,13 +323,13 @@ static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
             ok = lt_parse_double(num, &x) && x >= 0.0;
         }
         if (!ok || na == 0) {
-            rd->st = bad(r, S, "weight_decay_groups",
+            rd->st = lt_mt_bad(r, S, "weight_decay_groups",
                          "expected a comma-separated list of SELECTOR:VALUE (a parameter name prefix or a glob, "
                          "and a weight decay >= 0, e.g. fc:0.1, *.bias:0), got '%s'", v);
             return;
         }
         if (st->n_wd_groups == LT_MAX_WD_GROUPS) {
-            rd->st = bad(r, S, "weight_decay_groups", "more than %d items", LT_MAX_WD_GROUPS);
+            rd->st = lt_mt_bad(r, S, "weight_decay_groups", "more than %d items", LT_MAX_WD_GROUPS);
             return;
         }
         const char *sel = selector(rd, a, na);
@@ -410,59 +340,59 @@ static void read_wd_groups(reader *rd, const char *S, lt_stage_config *st) {
 }
 
 /* MaxNorm and the post-hoc transform of a stage (weight balancing; docs/recipes.md). */
-static void read_wb_keys(reader *rd, const char *S, lt_stage_config *st) {
+static void read_wb_keys(lt_mt_reader *rd, const char *S, lt_stage_config *st) {
     lt_recipe *r = rd->r;
-    st->maxnorm = get_bool(rd, S, "maxnorm", 0);
+    st->maxnorm = lt_mt_get_bool(rd, S, "maxnorm", 0);
     static const char *const every[] = {"step", "epoch"};
     static const int every_v[] = {0, 1};
-    st->maxnorm_every_epoch = get_enum(rd, S, "maxnorm_every", "step", every, every_v, 2);
-    st->maxnorm_t = get_num(rd, S, "maxnorm_t", 0.1, 0.0, 1.0, 0);
-    st->maxnorm_radius = get_num(rd, S, "maxnorm_radius", 0.0, 0.0, INFINITY, 0);
+    st->maxnorm_every_epoch = lt_mt_get_enum(rd, S, "maxnorm_every", "step", every, every_v, 2);
+    st->maxnorm_t = lt_mt_get_num(rd, S, "maxnorm_t", 0.1, 0.0, 1.0, 0);
+    st->maxnorm_radius = lt_mt_get_num(rd, S, "maxnorm_radius", 0.0, 0.0, INFINITY, 0);
     if (rd->st) return;
     if (!st->maxnorm) {
         static const char *const mk[] = {"maxnorm_every", "maxnorm_t", "maxnorm_radius"};
         for (int i = 0; i < 3; i++)
             if (lt_config_has(r->cfg, S, mk[i])) {
-                rd->st = bad(r, S, mk[i], "only used with maxnorm = true");
+                rd->st = lt_mt_bad(r, S, mk[i], "only used with maxnorm = true");
                 return;
             }
     } else if (lt_config_has(r->cfg, S, "maxnorm_t") && lt_config_has(r->cfg, S, "maxnorm_radius")) {
-        rd->st = bad(r, S, "maxnorm_radius", "give maxnorm_t (relative radius) or maxnorm_radius (absolute), not both");
+        rd->st = lt_mt_bad(r, S, "maxnorm_radius", "give maxnorm_t (relative radius) or maxnorm_radius (absolute), not both");
         return;
     } else if (lt_config_has(r->cfg, S, "maxnorm_radius") && !(st->maxnorm_radius > 0)) {
-        rd->st = bad(r, S, "maxnorm_radius", "expected a radius > 0");
+        rd->st = lt_mt_bad(r, S, "maxnorm_radius", "expected a radius > 0");
         return;
     }
     const char *const *ph = lt_stage_posthoc_names;
     static const int ph_v[LT_STAGE_POSTHOC_KINDS] = {LT_STAGE_POSTHOC_NONE, LT_STAGE_POSTHOC_L2NORM,
                                                      LT_STAGE_POSTHOC_TAUNORM, LT_STAGE_POSTHOC_LA_ADD,
                                                      LT_STAGE_POSTHOC_LA_MUL};
-    st->posthoc = (lt_stage_posthoc)get_enum(rd, S, "posthoc", "none", ph, ph_v, LT_STAGE_POSTHOC_KINDS);
+    st->posthoc = (lt_stage_posthoc)lt_mt_get_enum(rd, S, "posthoc", "none", ph, ph_v, LT_STAGE_POSTHOC_KINDS);
     static const char *const pb[] = {"keep", "drop"};
     static const int pb_v[] = {0, 1};
-    st->posthoc_drop_bias = get_enum(rd, S, "posthoc_bias", "keep", pb, pb_v, 2);
-    const char *tau = get_str(rd, S, "posthoc_tau", "sweep");
+    st->posthoc_drop_bias = lt_mt_get_enum(rd, S, "posthoc_bias", "keep", pb, pb_v, 2);
+    const char *tau = lt_mt_get_str(rd, S, "posthoc_tau", "sweep");
     if (rd->st) return;
     st->posthoc_tau = NAN;
     if (strcmp(tau, "sweep") != 0) {
         double v;
         if (!lt_parse_double(tau, &v) || v < 0) {
-            rd->st = bad(r, S, "posthoc_tau", "expected sweep or a number >= 0, got '%s'", tau);
+            rd->st = lt_mt_bad(r, S, "posthoc_tau", "expected sweep or a number >= 0, got '%s'", tau);
             return;
         }
         st->posthoc_tau = v;
     }
     if (st->posthoc == LT_STAGE_POSTHOC_NONE || st->posthoc == LT_STAGE_POSTHOC_L2NORM) {
         if (lt_config_has(r->cfg, S, "posthoc_tau"))
-            rd->st = bad(r, S, "posthoc_tau", "only used with posthoc = taunorm, la_add or la_mul (posthoc is '%s')",
+            rd->st = lt_mt_bad(r, S, "posthoc_tau", "only used with posthoc = taunorm, la_add or la_mul (posthoc is '%s')",
                          ph[st->posthoc]);
     }
     if (!rd->st && lt_config_has(r->cfg, S, "posthoc_bias") && st->posthoc != LT_STAGE_POSTHOC_L2NORM &&
         st->posthoc != LT_STAGE_POSTHOC_TAUNORM)
-        rd->st = bad(r, S, "posthoc_bias", "only used with posthoc = l2norm or taunorm (posthoc is '%s')", ph[st->posthoc]);
+        rd->st = lt_mt_bad(r, S, "posthoc_bias", "only used with posthoc = l2norm or taunorm (posthoc is '%s')", ph[st->posthoc]);
 }
 
-static void read_stage(reader *rd, int k, lt_stage_config *st) {
+static void read_stage(lt_mt_reader *rd, int k, lt_stage_config *st) {
     lt_recipe *r = rd->r;
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "stage%d", k + 1);
@@ -474,37 +404,37 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
     }
     /* 0 epochs: the stage trains nothing; it evaluates (and post-hoc transforms) the
      * model it starts from, e.g. one loaded with [model] init. */
-    st->epochs = get_int(rd, S, "epochs", 1, 0, 1000000);
-    st->batch_size = get_int(rd, S, "batch_size", 128, 1, 1 << 20);
-    st->drop_last = get_bool(rd, S, "drop_last", 0);
+    st->epochs = lt_mt_get_int(rd, S, "epochs", 1, 0, 1000000);
+    st->batch_size = lt_mt_get_int(rd, S, "batch_size", 128, 1, 1 << 20);
+    st->drop_last = lt_mt_get_bool(rd, S, "drop_last", 0);
 
     static const char *const opts[] = {"sgd", "adam", "adamw"};
     static const int opt_v[] = {LT_OPTIM_SGD, LT_OPTIM_ADAM, LT_OPTIM_ADAMW};
-    lt_optim_kind ok = (lt_optim_kind)get_enum(rd, S, "optimizer", "sgd", opts, opt_v, 3);
-    double lr = get_num(rd, S, "lr", 0.1, 0.0, INFINITY, 0);
-    double wd = get_num(rd, S, "weight_decay", ok == LT_OPTIM_ADAMW ? 0.01 : 5e-4, 0.0, INFINITY, 0);
+    lt_optim_kind ok = (lt_optim_kind)lt_mt_get_enum(rd, S, "optimizer", "sgd", opts, opt_v, 3);
+    double lr = lt_mt_get_num(rd, S, "lr", 0.1, 0.0, INFINITY, 0);
+    double wd = lt_mt_get_num(rd, S, "weight_decay", ok == LT_OPTIM_ADAMW ? 0.01 : 5e-4, 0.0, INFINITY, 0);
     if (ok == LT_OPTIM_SGD) {
-        double mom = get_num(rd, S, "momentum", 0.9, 0.0, 1.0, 1);
-        int nesterov = get_bool(rd, S, "nesterov", 0);
-        if (!rd->st && nesterov && mom == 0.0) rd->st = bad(r, S, "nesterov", "Nesterov momentum needs momentum > 0");
+        double mom = lt_mt_get_num(rd, S, "momentum", 0.9, 0.0, 1.0, 1);
+        int nesterov = lt_mt_get_bool(rd, S, "nesterov", 0);
+        if (!rd->st && nesterov && mom == 0.0) rd->st = lt_mt_bad(r, S, "nesterov", "Nesterov momentum needs momentum > 0");
         st->optim = lt_optim_config_sgd((float)mom, (float)wd, nesterov);
     } else {
         st->optim = ok == LT_OPTIM_ADAM ? lt_optim_config_adam((float)wd) : lt_optim_config_adamw((float)wd);
-        st->optim.beta1 = (float)get_num(rd, S, "beta1", 0.9, 0.0, 1.0, 1);
-        st->optim.beta2 = (float)get_num(rd, S, "beta2", 0.999, 0.0, 1.0, 1);
-        st->optim.eps = (float)get_num(rd, S, "eps", 1e-8, 0.0, INFINITY, 0);
+        st->optim.beta1 = (float)lt_mt_get_num(rd, S, "beta1", 0.9, 0.0, 1.0, 1);
+        st->optim.beta2 = (float)lt_mt_get_num(rd, S, "beta2", 0.999, 0.0, 1.0, 1);
+        st->optim.eps = (float)lt_mt_get_num(rd, S, "eps", 1e-8, 0.0, INFINITY, 0);
     }
 
     lt_schedule *sc = &st->schedule;
     static const char *const scheds[] = {"cosine", "step", "constant"};
     static const int sched_v[] = {LT_SCHED_COSINE, LT_SCHED_STEP, LT_SCHED_CONSTANT};
-    sc->kind = (lt_sched_kind)get_enum(rd, S, "schedule", "cosine", scheds, sched_v, 3);
+    sc->kind = (lt_sched_kind)lt_mt_get_enum(rd, S, "schedule", "cosine", scheds, sched_v, 3);
     sc->base_lr = (float)lr;
     sc->total_epochs = (int)st->epochs;
-    sc->warmup_epochs = (int)get_int(rd, S, "warmup_epochs", 0, 0, st->epochs ? st->epochs : 1000000);
+    sc->warmup_epochs = (int)lt_mt_get_int(rd, S, "warmup_epochs", 0, 0, st->epochs ? st->epochs : 1000000);
     static const char *const anneal[] = {"epoch", "iter"};
     static const int anneal_v[] = {0, 1};
-    sc->per_iter = get_enum(rd, S, "anneal", "epoch", anneal, anneal_v, 2);
+    sc->per_iter = lt_mt_get_enum(rd, S, "anneal", "epoch", anneal, anneal_v, 2);
     int64_t ms[LT_SCHED_MAX_MILESTONES], nms = 0;
     double fs[LT_SCHED_MAX_MILESTONES];
     int64_t nfs = 0;
@@ -512,20 +442,20 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
     if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "factors", fs, LT_SCHED_MAX_MILESTONES, &nfs);
     if (rd->st) return;
     if (sc->kind == LT_SCHED_STEP) {
-        if (nms == 0) { rd->st = bad(r, S, "milestones", "schedule = step needs milestones (epochs, e.g. 160, 180)"); return; }
+        if (nms == 0) { rd->st = lt_mt_bad(r, S, "milestones", "schedule = step needs milestones (epochs, e.g. 160, 180)"); return; }
         if (nfs != nms) {
-            rd->st = bad(r, S, "factors", "expected %lld factors (one per milestone, cumulative: 0.01, 0.0001), got %lld",
+            rd->st = lt_mt_bad(r, S, "factors", "expected %lld factors (one per milestone, cumulative: 0.01, 0.0001), got %lld",
                          (long long)nms, (long long)nfs);
             return;
         }
         for (int64_t j = 0; j < nms; j++) {
             if (ms[j] < 1 || (st->epochs && ms[j] >= st->epochs) || (j && ms[j] <= ms[j - 1])) {
-                rd->st = bad(r, S, "milestones", "expected strictly increasing epochs in [1, %lld), got item %lld = %lld",
+                rd->st = lt_mt_bad(r, S, "milestones", "expected strictly increasing epochs in [1, %lld), got item %lld = %lld",
                              (long long)st->epochs, (long long)j + 1, (long long)ms[j]);
                 return;
             }
             if (!(fs[j] >= 0)) {
-                rd->st = bad(r, S, "factors", "item %lld: expected a number >= 0, got %g", (long long)j + 1, fs[j]);
+                rd->st = lt_mt_bad(r, S, "factors", "item %lld: expected a number >= 0, got %g", (long long)j + 1, fs[j]);
                 return;
             }
             sc->milestones[j] = (int)ms[j];
@@ -533,21 +463,21 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
         }
         sc->n_milestones = (int)nms;
     } else if (nms || nfs) {
-        rd->st = bad(r, S, nms ? "milestones" : "factors", "only used with schedule = step (schedule is '%s')",
+        rd->st = lt_mt_bad(r, S, nms ? "milestones" : "factors", "only used with schedule = step (schedule is '%s')",
                      scheds[sc->kind == LT_SCHED_COSINE ? 0 : 2]);
         return;
     }
     if (st->epochs > 0 && lt_schedule_check(sc) != LT_OK) {
-        rd->st = bad(r, S, "schedule", "%s", lt_last_error());
+        rd->st = lt_mt_bad(r, S, "schedule", "%s", lt_last_error());
         return;
     }
 
     read_train(rd, S, st);
     read_wd_groups(rd, S, st);
-    st->reinit_classifier = get_bool(rd, S, "reinit_classifier", 0);
+    st->reinit_classifier = lt_mt_get_bool(rd, S, "reinit_classifier", 0);
     static const char *const bns[] = {"train", "frozen", "stats_only"};
     static const int bn_v[] = {LT_BN_TRAIN, LT_BN_FROZEN, LT_BN_STATS_ONLY};
-    st->bn = (lt_bn_mode)get_enum(rd, S, "bn", "train", bns, bn_v, 3);
+    st->bn = (lt_bn_mode)lt_mt_get_enum(rd, S, "bn", "train", bns, bn_v, 3);
 
     /* loss, class_weights, cb_beta, label_smoothing and the loss's own keys: stage_loss.c */
     if (!rd->st) rd->st = lt_mt_read_stage_loss(r, S, st);
@@ -556,16 +486,16 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
     static const char *const samplers[] = {"instance", "class_aware", "class_balanced", "sqrt", "qpower", "reversed",
                                            "progressive"};
     static const int sampler_v[] = {0, 1, 2, 3, 4, 5, 6};
-    int sk = get_enum(rd, S, "sampler", "instance", samplers, sampler_v, 7);
-    double q = get_num(rd, S, "q", 0.5, -16.0, 16.0, 0);
-    int64_t kpc = get_int(rd, S, "images_per_class", 4, 1, 1 << 20);
+    int sk = lt_mt_get_enum(rd, S, "sampler", "instance", samplers, sampler_v, 7);
+    double q = lt_mt_get_num(rd, S, "q", 0.5, -16.0, 16.0, 0);
+    int64_t kpc = lt_mt_get_int(rd, S, "images_per_class", 4, 1, 1 << 20);
     if (rd->st) return;
     if (lt_config_has(r->cfg, S, "q") && sk != 4) {
-        rd->st = bad(r, S, "q", "only used with sampler = qpower (sampler is '%s')", samplers[sk]);
+        rd->st = lt_mt_bad(r, S, "q", "only used with sampler = qpower (sampler is '%s')", samplers[sk]);
         return;
     }
     if (lt_config_has(r->cfg, S, "images_per_class") && sk != 1) {
-        rd->st = bad(r, S, "images_per_class", "only used with sampler = class_aware (sampler is '%s')", samplers[sk]);
+        rd->st = lt_mt_bad(r, S, "images_per_class", "only used with sampler = class_aware (sampler is '%s')", samplers[sk]);
         return;
     }
     switch (sk) {
@@ -581,40 +511,40 @@ static void read_stage(reader *rd, int k, lt_stage_config *st) {
 
     static const char *const sels[] = {"best_val", "last"};
     static const int sel_v[] = {LT_EPOCH_BEST_VAL, LT_EPOCH_LAST};
-    st->select = (lt_epoch_select)get_enum(rd, S, "select", "best_val", sels, sel_v, 2);
+    st->select = (lt_epoch_select)lt_mt_get_enum(rd, S, "select", "best_val", sels, sel_v, 2);
     read_wb_keys(rd, S, st);
 }
 
-static void read_eval(reader *rd) {
+static void read_eval(lt_mt_reader *rd) {
     lt_recipe *r = rd->r;
     const char *S = "eval";
     lt_config_has_section(r->cfg, S);
     static const char *const gs[] = {"auto", "count", "threshold", "rank"};
     static const int g_v[] = {LT_GROUP_BY_AUTO, LT_GROUP_BY_THRESHOLD, LT_GROUP_BY_THRESHOLD, LT_GROUP_BY_RANK};
     r->groups = lt_group_spec_default();
-    r->groups.mode = (lt_group_mode)get_enum(rd, S, "groups", "auto", gs, g_v, 4);
-    r->groups.many_above = get_int(rd, S, "many_threshold", 100, 0, INT64_MAX);
-    r->groups.few_below = get_int(rd, S, "few_threshold", 20, 0, INT64_MAX);
+    r->groups.mode = (lt_group_mode)lt_mt_get_enum(rd, S, "groups", "auto", gs, g_v, 4);
+    r->groups.many_above = lt_mt_get_int(rd, S, "many_threshold", 100, 0, INT64_MAX);
+    r->groups.few_below = lt_mt_get_int(rd, S, "few_threshold", 20, 0, INT64_MAX);
     if (!rd->st && r->groups.few_below > r->groups.many_above + 1)
-        rd->st = bad(r, S, "few_threshold", "few (< %lld) and many (> %lld) overlap", (long long)r->groups.few_below,
+        rd->st = lt_mt_bad(r, S, "few_threshold", "few (< %lld) and many (> %lld) overlap", (long long)r->groups.few_below,
                      (long long)r->groups.many_above);
-    r->eval_batch_size = get_int(rd, S, "batch_size", 256, 1, 1 << 20);
-    r->topk = (int)get_int(rd, S, "topk", 5, 1, 1000);
+    r->eval_batch_size = lt_mt_get_int(rd, S, "batch_size", 256, 1, 1 << 20);
+    r->topk = (int)lt_mt_get_int(rd, S, "topk", 5, 1, 1000);
 }
 
-static void read_run(reader *rd) {
+static void read_run(lt_mt_reader *rd) {
     lt_recipe *r = rd->r;
     const char *S = "run";
     lt_config_has_section(r->cfg, S);
-    r->seed = (uint64_t)get_int(rd, S, "seed", 0, 0, INT64_MAX / 2);
-    r->seeds = (int)get_int(rd, S, "seeds", 1, 1, 1000);
-    r->threads = (int)get_int(rd, S, "threads", 0, 0, 4096);
-    const char *nm = get_str(rd, S, "name", r->name);
+    r->seed = (uint64_t)lt_mt_get_int(rd, S, "seed", 0, 0, INT64_MAX / 2);
+    r->seeds = (int)lt_mt_get_int(rd, S, "seeds", 1, 1, 1000);
+    r->threads = (int)lt_mt_get_int(rd, S, "threads", 0, 0, 4096);
+    const char *nm = lt_mt_get_str(rd, S, "name", r->name);
     if (rd->st) return;
     int ok = *nm && strlen(nm) < sizeof r->name;
     for (const char *c = nm; *c && ok; c++) ok = isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.';
     if (!ok) {
-        rd->st = bad(r, S, "name", "expected a name of letters, digits, '-', '_' and '.' (it names run folders), got '%s'", nm);
+        rd->st = lt_mt_bad(r, S, "name", "expected a name of letters, digits, '-', '_' and '.' (it names run folders), got '%s'", nm);
         return;
     }
     if (nm != r->name) snprintf(r->name, sizeof r->name, "%s", nm);
@@ -679,7 +609,7 @@ lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, cons
         r->set_keys[r->n_set_keys++] = k;
     }
 
-    reader rd = {r, LT_OK};
+    lt_mt_reader rd = {r, LT_OK};
     read_data(&rd);
     read_model(&rd);
     /* Stages: [stage1], [stage2], ... without gaps. */
@@ -700,10 +630,10 @@ lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, cons
         const char *key = st->maxnorm ? "maxnorm" : st->posthoc != LT_STAGE_POSTHOC_NONE ? "posthoc"
                         : st->reinit_classifier ? "reinit_classifier" : NULL;
         if (r->model.heads > 1 && key)
-            rd.st = bad(r, st->name, key, "works on one classifier; the model has [model] heads = %d", r->model.heads);
+            rd.st = lt_mt_bad(r, st->name, key, "works on one classifier; the model has [model] heads = %d", r->model.heads);
     }
     if (!rd.st && r->teacher && !uses_kd)
-        rd.st = bad(r, "model", "teacher", "no stage distills from it (set kd > 0 in a stage)");
+        rd.st = lt_mt_bad(r, "model", "teacher", "no stage distills from it (set kd > 0 in a stage)");
     read_eval(&rd);
     read_run(&rd);
     s = rd.st;

@@ -9,6 +9,7 @@
  * switch exactly at drw_epoch, also after a resume. Keys and defaults: docs/recipes.md;
  * formulas and normalizations: docs/losses.md. */
 #include "stage_loss.h"
+#include "reader.h"
 
 #include "../autodiff/tape.h"
 
@@ -35,92 +36,48 @@ static int is_cb_kind(lt_loss_kind k) {
 
 /* ---------------------------------------------------------------- reading keys */
 
-typedef struct rdr {
-    lt_recipe *r;
-    const char *S;
-    lt_status st;
-} rdr;
-
-static lt_status bad(const rdr *d, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static lt_status bad(const rdr *d, const char *key, const char *fmt, ...) {
-    char w[300], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return lt_error(LT_ERR_CONFIG, "%s: %s.%s: %s", lt_recipe_where(d->r, d->S, key, w, sizeof w), d->S, key, msg);
-}
-
-static int has(const rdr *d, const char *key) { return lt_config_has(d->r->cfg, d->S, key); }
-
-static double num(rdr *d, const char *key, double def, double lo, double hi, int hi_open) {
-    double v = def;
-    if (d->st) return def;
-    d->st = lt_config_get_float(d->r->cfg, d->S, key, def, &v);
-    if (!d->st && (!(v >= lo) || (hi_open ? !(v < hi) : !(v <= hi)))) {
-        if (isinf(hi)) d->st = bad(d, key, "expected a number >= %g, got %g", lo, v);
-        else d->st = bad(d, key, "expected a number in [%g, %g%c, got %g", lo, hi, hi_open ? ')' : ']', v);
-    }
-    return d->st ? def : v;
-}
-
-static int enm(rdr *d, const char *key, const char *def, const char *const *names, int n) {
-    const char *v = def;
-    if (d->st) return 0;
-    d->st = lt_config_get_str(d->r->cfg, d->S, key, def, &v);
-    if (d->st) return 0;
-    for (int k = 0; k < n; k++)
-        if (!strcmp(v, names[k])) return k;
-    char list[400];
-    size_t len = 0;
-    list[0] = '\0';
-    for (int k = 0; k < n && len < sizeof list; k++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k == 0 ? "" : (k == n - 1 ? " or " : ", "), names[k]);
-    d->st = bad(d, key, "expected %s, got '%s'", list, v);
-    return 0;
-}
-
 lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_config *st) {
-    rdr d = {r, section, LT_OK};
+    lt_mt_reader d = {r, LT_OK};
+    const char *S = section;
     lt_stage_loss_config *lc = &st->lc;
     memset(lc, 0, sizeof *lc);
-    st->loss = (lt_loss_kind)enm(&d, "loss", "ce", loss_names, N_LOSSES);
+    st->loss = (lt_loss_kind)lt_mt_get_enum(&d, S, "loss", "ce", loss_names, NULL, N_LOSSES);
     if (d.st) return d.st;
     lt_loss_kind k = st->loss;
     const char *kname = loss_names[k];
     char what[160];
 #define ONLY(key, cond, desc)                                                                                      \
     do {                                                                                                           \
-        if (!d.st && !(cond) && has(&d, key))                                                                      \
-            d.st = bad(&d, key, "only used with %s (loss is '%s')", desc, kname);                                  \
+        if (!d.st && !(cond) && lt_mt_has(&d, S, key))                                                                      \
+            d.st = lt_mt_bad(r, S, key, "only used with %s (loss is '%s')", desc, kname);                                  \
     } while (0)
 
     /* IWB's base loss first: it decides which weights and base-loss keys apply. */
     static const char *const bases[] = {"ce", "cb_softmax", "cb_bce", "focal", "cb_focal", "cb_sigmoid"};
     ONLY("iwb_base", k == LT_LOSS_IWB, "loss = iwb");
-    lc->iwb_base = (lt_loss_kind)enm(&d, "iwb_base", "cb_bce", bases, 6);
+    lc->iwb_base = (lt_loss_kind)lt_mt_get_enum(&d, S, "iwb_base", "cb_bce", bases, NULL, 6);
     lt_loss_kind base = k == LT_LOSS_IWB ? lc->iwb_base : k;
 
     /* class weights */
     static const char *const cws[] = {"none", "cb", "drw"};
-    st->class_weights = (lt_class_weighting)enm(&d, "class_weights", is_cb_kind(base) ? "cb" : "none", cws, 3);
+    st->class_weights = (lt_class_weighting)lt_mt_get_enum(&d, S, "class_weights", is_cb_kind(base) ? "cb" : "none", cws, NULL, 3);
     if (!d.st && st->class_weights != LT_WEIGHTS_NONE && !takes_weights(base))
-        d.st = bad(&d, "class_weights", "loss '%s' takes no class weights (it re-balances by itself); use none", kname);
+        d.st = lt_mt_bad(r, S, "class_weights", "loss '%s' takes no class weights (it re-balances by itself); use none", kname);
     ONLY("cb_beta", st->class_weights != LT_WEIGHTS_NONE, "class_weights = cb or drw");
-    st->cb_beta = num(&d, "cb_beta", 0.9999, 0.0, 1.0, 1);
-    if (!d.st && st->class_weights == LT_WEIGHTS_DRW && !has(&d, "drw_epoch"))
-        d.st = bad(&d, "class_weights", "class_weights = drw needs drw_epoch (the first re-weighted epoch, counted from 0: 160 of 200)");
+    st->cb_beta = lt_mt_get_num(&d, S, "cb_beta", 0.9999, 0.0, 1.0, 1);
+    if (!d.st && st->class_weights == LT_WEIGHTS_DRW && !lt_mt_has(&d, S, "drw_epoch"))
+        d.st = lt_mt_bad(r, S, "class_weights", "class_weights = drw needs drw_epoch (the first re-weighted epoch, counted from 0: 160 of 200)");
     ONLY("drw_epoch", st->class_weights == LT_WEIGHTS_DRW, "class_weights = drw");
     if (!d.st) d.st = lt_config_get_int(r->cfg, section, "drw_epoch", 0, &lc->drw_epoch);
-    if (!d.st && lc->drw_epoch < 0) d.st = bad(&d, "drw_epoch", "expected an integer >= 0, got %lld", (long long)lc->drw_epoch);
+    if (!d.st && lc->drw_epoch < 0) d.st = lt_mt_bad(r, S, "drw_epoch", "expected an integer >= 0, got %lld", (long long)lc->drw_epoch);
 
     static const char *const norms[] = {"batch", "weights"};
     ONLY("cb_norm", base == LT_LOSS_CB_SOFTMAX, "loss = cb_softmax");
-    lc->cb_norm_weights = enm(&d, "cb_norm", "batch", norms, 2);
+    lc->cb_norm_weights = lt_mt_get_enum(&d, S, "cb_norm", "batch", norms, NULL, 2);
     ONLY("label_smoothing", base == LT_LOSS_CE, "loss = ce");
-    st->label_smoothing = (float)num(&d, "label_smoothing", 0.0, 0.0, 1.0, 1);
+    st->label_smoothing = (float)lt_mt_get_num(&d, S, "label_smoothing", 0.0, 0.0, 1.0, 1);
     ONLY("focal_gamma", base == LT_LOSS_FOCAL || base == LT_LOSS_CB_FOCAL, "loss = focal or cb_focal");
-    lc->focal_gamma = (float)num(&d, "focal_gamma", 1.0, 0.0, 100.0, 0);
+    lc->focal_gamma = (float)lt_mt_get_num(&d, S, "focal_gamma", 1.0, 0.0, 100.0, 0);
     int sig = base == LT_LOSS_CB_FOCAL || base == LT_LOSS_CB_SIGMOID || base == LT_LOSS_EQL;
     ONLY("sigmoid_bias_init", sig, "a sigmoid loss (cb_focal, cb_sigmoid, eql)");
     if (!d.st) {
@@ -130,64 +87,64 @@ lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_conf
     }
     ONLY("ldam_s", k == LT_LOSS_LDAM, "loss = ldam");
     ONLY("ldam_max_m", k == LT_LOSS_LDAM, "loss = ldam");
-    lc->ldam_s = (float)num(&d, "ldam_s", 30.0, 0.0, INFINITY, 0);
-    lc->ldam_max_m = (float)num(&d, "ldam_max_m", 0.5, 0.0, INFINITY, 0);
+    lc->ldam_s = (float)lt_mt_get_num(&d, S, "ldam_s", 30.0, 0.0, INFINITY, 0);
+    lc->ldam_max_m = (float)lt_mt_get_num(&d, S, "ldam_max_m", 0.5, 0.0, INFINITY, 0);
     ONLY("la_tau", k == LT_LOSS_LA, "loss = la");
-    lc->la_tau = (float)num(&d, "la_tau", 1.0, -100.0, 100.0, 0);
+    lc->la_tau = (float)lt_mt_get_num(&d, S, "la_tau", 1.0, -100.0, 100.0, 0);
     ONLY("eql_lambda", k == LT_LOSS_EQL, "loss = eql");
-    lc->eql_lambda = (float)num(&d, "eql_lambda", 1.77e-3, 0.0, 1.0, 0);
+    lc->eql_lambda = (float)lt_mt_get_num(&d, S, "eql_lambda", 1.77e-3, 0.0, 1.0, 0);
     ONLY("seql_gamma", k == LT_LOSS_SEQL, "loss = seql");
     ONLY("seql_lambda", k == LT_LOSS_SEQL, "loss = seql");
-    lc->seql_gamma = (float)num(&d, "seql_gamma", 0.9, 0.0, 1.0, 0);
-    lc->seql_lambda = (float)num(&d, "seql_lambda", 0.005, 0.0, 1.0, 0);
+    lc->seql_gamma = (float)lt_mt_get_num(&d, S, "seql_gamma", 0.9, 0.0, 1.0, 0);
+    lc->seql_lambda = (float)lt_mt_get_num(&d, S, "seql_lambda", 0.005, 0.0, 1.0, 0);
     ONLY("las_head", k == LT_LOSS_LAS, "loss = las");
     ONLY("las_tail", k == LT_LOSS_LAS, "loss = las");
-    lc->las_head = (float)num(&d, "las_head", 0.4, 0.0, 1.0, 0);
-    lc->las_tail = (float)num(&d, "las_tail", 0.1, 0.0, 1.0, 0);
+    lc->las_head = (float)lt_mt_get_num(&d, S, "las_head", 0.4, 0.0, 1.0, 0);
+    lc->las_tail = (float)lt_mt_get_num(&d, S, "las_tail", 0.1, 0.0, 1.0, 0);
 
     /* IWB (methods.md §7) */
     lc->iwb = lt_iwb_config_default();
     static const char *const iwb_keys[] = {"iwb_lambda", "iwb_nc", "iwb_hc", "iwb_kl", "iwb_reduce"};
     for (int i = 0; i < 5; i++) ONLY(iwb_keys[i], k == LT_LOSS_IWB, "loss = iwb");
-    lc->iwb.lambda = (float)num(&d, "iwb_lambda", 0.15, 0.0, INFINITY, 0);
+    lc->iwb.lambda = (float)lt_mt_get_num(&d, S, "iwb_lambda", 0.15, 0.0, INFINITY, 0);
     static const char *const ncs[] = {"ln", "log2"};
-    lc->iwb.log2_nc = enm(&d, "iwb_nc", "ln", ncs, 2);
+    lc->iwb.log2_nc = lt_mt_get_enum(&d, S, "iwb_nc", "ln", ncs, NULL, 2);
     static const char *const hcs[] = {"vector", "scalar", "none"};
     static const lt_iwb_hc hc_v[] = {LT_IWB_HC_VECTOR, LT_IWB_HC_SCALAR, LT_IWB_HC_NONE};
-    lc->iwb.hc = hc_v[enm(&d, "iwb_hc", "vector", hcs, 3)];
+    lc->iwb.hc = hc_v[lt_mt_get_enum(&d, S, "iwb_hc", "vector", hcs, NULL, 3)];
     static const char *const kls[] = {"code", "paper", "mse"};
     static const lt_iwb_divergence kl_v[] = {LT_IWB_KL_CODE, LT_IWB_KL_PAPER, LT_IWB_MSE};
-    lc->iwb.divergence = kl_v[enm(&d, "iwb_kl", "code", kls, 3)];
+    lc->iwb.divergence = kl_v[lt_mt_get_enum(&d, S, "iwb_kl", "code", kls, NULL, 3)];
     static const char *const reds[] = {"sum", "mean"};
-    lc->iwb.batch_mean = enm(&d, "iwb_reduce", "sum", reds, 2);
+    lc->iwb.batch_mean = lt_mt_get_enum(&d, S, "iwb_reduce", "sum", reds, NULL, 2);
 
     /* additive terms */
-    lc->wd_loss = (float)num(&d, "wd_loss", 0.0, 0.0, INFINITY, 0);
-    lc->feature_reg = (float)num(&d, "feature_reg", 0.0, 0.0, INFINITY, 0);
+    lc->wd_loss = (float)lt_mt_get_num(&d, S, "wd_loss", 0.0, 0.0, INFINITY, 0);
+    lc->feature_reg = (float)lt_mt_get_num(&d, S, "feature_reg", 0.0, 0.0, INFINITY, 0);
 
     /* knowledge distillation from [model] teacher: (1 - kd) · loss + kd · KD(T) */
-    lc->kd = (float)num(&d, "kd", 0.0, 0.0, 1.0, 0);
+    lc->kd = (float)lt_mt_get_num(&d, S, "kd", 0.0, 0.0, 1.0, 0);
     if (!d.st && lc->kd > 0 && !r->teacher)
-        d.st = bad(&d, "kd", "kd = %g distills from a teacher: set [model] teacher = a checkpoint", (double)lc->kd);
-    if (!d.st && lc->kd == 0 && has(&d, "kd_temperature"))
-        d.st = bad(&d, "kd_temperature", "only used with kd > 0");
-    lc->kd_temperature = (float)num(&d, "kd_temperature", 4.0, 1e-3, 1e3, 0);
+        d.st = lt_mt_bad(r, S, "kd", "kd = %g distills from a teacher: set [model] teacher = a checkpoint", (double)lc->kd);
+    if (!d.st && lc->kd == 0 && lt_mt_has(&d, S, "kd_temperature"))
+        d.st = lt_mt_bad(r, S, "kd_temperature", "only used with kd > 0");
+    lc->kd_temperature = (float)lt_mt_get_num(&d, S, "kd_temperature", 4.0, 1e-3, 1e3, 0);
     /* several heads: each head's loss, averaged; what works on the one classifier is refused */
     if (!d.st && r->model.heads > 1 && (k == LT_LOSS_IWB || lc->sigmoid_bias_init))
-        d.st = bad(&d, "loss", "%s works on one classifier; the model has heads = %d",
+        d.st = lt_mt_bad(r, S, "loss", "%s works on one classifier; the model has heads = %d",
                    k == LT_LOSS_IWB ? "loss = iwb" : "sigmoid_bias_init", r->model.heads);
 
     /* LDAM computes cosine logits: the model must score with the cosine classifier too. */
     if (!d.st && k == LT_LOSS_LDAM && r->head != LT_HEAD_COSINE) {
         snprintf(what, sizeof what, "loss = ldam needs [model] head = cosine (LDAM's normed classifier), the model's head is '%s'",
                  lt_head_kind_name(r->head));
-        d.st = bad(&d, "loss", "%s", what);
+        d.st = lt_mt_bad(r, S, "loss", "%s", what);
     }
     /* IWB and the sigmoid bias need a classifier with trainable rows / a bias. */
     if (!d.st && k == LT_LOSS_IWB && r->head == LT_HEAD_ETF)
-        d.st = bad(&d, "loss", "loss = iwb pulls the classifier's row norms, the ETF head's rows are fixed");
+        d.st = lt_mt_bad(r, S, "loss", "loss = iwb pulls the classifier's row norms, the ETF head's rows are fixed");
     if (!d.st && lc->sigmoid_bias_init && r->head == LT_HEAD_COSINE)
-        d.st = bad(&d, has(&d, "sigmoid_bias_init") ? "sigmoid_bias_init" : "loss",
+        d.st = lt_mt_bad(r, S, lt_mt_has(&d, S, "sigmoid_bias_init") ? "sigmoid_bias_init" : "loss",
                    "sigmoid_bias_init needs a classifier bias, the cosine head has none (set it to false)");
 #undef ONLY
     return d.st;
