@@ -181,7 +181,7 @@ lt_status lt_metrics_finalize(const lt_metrics *m, const int64_t *class_counts,
                               const lt_group_spec *spec, lt_eval_result *res);
 
 /* ======================================================================================
- * Analysis (Hasegawa & Sato, ICLR 2024; methods.md §6)
+ * Analysis (Hasegawa & Sato, ICLR 2024; docs/metrics.md)
  * ====================================================================================== */
 
 /* norms[c] = ‖W[c, :]‖₂ for a classifier weight W (C, D), summed in double. */
@@ -225,7 +225,7 @@ lt_status lt_eval_bn_scale_stats(const float *gamma, int64_t n, double *mean, do
 lt_status lt_eval_result_set_bn_scales(lt_eval_result *r, const float *gamma, int64_t n);
 
 /* ======================================================================================
- * Post-hoc transforms (methods.md §3, §4)
+ * Post-hoc transforms (docs/metrics.md, "Post-hoc transforms and choosing τ")
  * ====================================================================================== */
 
 /* τ-norm (Kang et al. 2020): out[c] = w_c / ‖w_c‖^τ for W (C, D). τ = 0 is the identity,

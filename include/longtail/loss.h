@@ -15,7 +15,7 @@
  * LDAM margins, label-aware smoothing factors, equalization masks) are plain functions
  * filling caller-owned arrays; they return LT_OK or an lt_status with lt_last_error() set.
  *
- * Formulas and defaults: ../shared/methods.md §3, §5–§7 (mirrored in each comment below,
+ * Formulas and defaults: docs/losses.md (and in each comment below,
  * with the paper or code each comes from). */
 #ifndef LONGTAIL_LOSS_H
 #define LONGTAIL_LOSS_H
@@ -178,7 +178,7 @@ lt_tensor *lt_loss_kd(lt_ctx *ctx, lt_tensor *student_logits, lt_tensor *teacher
 lt_tensor *lt_loss_cosine_distance(lt_ctx *ctx, lt_tensor *f_s, lt_tensor *f_t);
 
 /* ======================================================================================
- * Inverse weight balancing (methods.md §7)
+ * Inverse weight balancing (Hasegawa & Sato, docs/losses.md `iwb`)
  * ====================================================================================== */
 
 typedef enum lt_iwb_hc {
@@ -205,7 +205,7 @@ typedef struct lt_iwb_config {
 /* λ = 0.15, natural log, vector HC, KL as the code, batch sum, cos_eps 1e-12. */
 lt_iwb_config lt_iwb_config_default(void);
 
-/* The IWB term (Inverse Weight-Balancing, methods.md §7), to be added to the CB loss by
+/* The IWB term (Inverse Weight-Balancing, docs/losses.md), to be added to the CB loss by
  * the caller:
  *   NC_c = log(N / (n_c + 1)),  HC as cfg->hc,  P_{b,c} = λ NC_c HC_{b,c},  A_{b,c} = ‖w_c‖,
  *   KL per row b between softmax_c(P_b) and softmax_c(A) in cfg->divergence's direction,
@@ -220,7 +220,7 @@ lt_tensor *lt_loss_iwb(lt_ctx *ctx, lt_tensor *features, lt_tensor *weight,
                        const lt_iwb_config *cfg);
 
 /* ======================================================================================
- * Regularizers as loss terms (Hasegawa & Sato, ICLR 2024; methods.md §6)
+ * Regularizers as loss terms (Hasegawa & Sato, ICLR 2024; docs/losses.md)
  * ====================================================================================== */
 
 /* Weight decay as a loss: λ/2 · Σ_t ‖θ_t‖² over n >= 1 tensors (its gradient λθ equals

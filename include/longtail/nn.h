@@ -179,7 +179,7 @@ typedef enum lt_head_kind {
     /* logits_c = cos(f, w_c) (LDAM / RIDE NormedLinear, no bias, no scale: a loss that
      * wants s · cos multiplies itself). fc.weight (C, D) only. */
     LT_HEAD_COSINE = 1,
-    /* Fixed simplex ETF (Hasegawa & Sato 2024; methods.md §6): W = (U M)ᵀ with
+    /* Fixed simplex ETF (Hasegawa & Sato 2024; docs/recipes.md, `head = etf`): W = (U M)ᵀ with
      * M = √(C/(C−1)) (I − 11ᵀ/C) and U the first C columns of a random orthogonal D×D
      * matrix (Gram–Schmidt of a seeded Gaussian D×C, in double), so rows are unit and
      * pairwise cosines −1/(C−1). W is stored as the BUFFER fc.weight (never trained, no

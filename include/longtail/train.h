@@ -115,7 +115,7 @@ typedef enum lt_epoch_select {
 typedef enum lt_normalize {
     LT_NORM_DATASET = 0,       /* mean / std of the long-tailed training set, per channel */
     LT_NORM_NONE = 1,          /* pixel / 255 */
-    LT_NORM_CIFAR = 2,         /* the CIFAR constants (methods.md §1) */
+    LT_NORM_CIFAR = 2,         /* the CIFAR constants (docs/data.md §4) */
     LT_NORM_CUSTOM = 3,        /* [data] mean, std */
 } lt_normalize;
 

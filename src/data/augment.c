@@ -14,7 +14,7 @@ void lt_augment_config_default(lt_augment_config *a) {
 }
 
 void lt_augment_config_cifar(lt_augment_config *a) {
-    /* The CIFAR statistics of the LDAM-DRW / weight-balancing code (methods.md §1). */
+    /* The CIFAR statistics of the LDAM-DRW / weight-balancing code. */
     static const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2023f, 0.1994f, 0.2010f};
     lt_augment_config_default(a);
     a->pad = 4;

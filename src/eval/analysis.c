@@ -1,5 +1,5 @@
 /* Analysis of a trained model (Hasegawa & Sato, "Exploring weight balancing on long-tailed
- * recognition problem", ICLR 2024; methods.md §6): per-class classifier weight norms,
+ * recognition problem", ICLR 2024; docs/metrics.md): per-class classifier weight norms,
  * per-class feature norms, the Fisher discriminant ratio of the features, batch-norm
  * scale statistics. All in double precision. */
 #include "eval_internal.h"

@@ -1,5 +1,5 @@
 /* Post-hoc transforms, applied to a trained model without retraining, and the τ sweep that
- * tunes them on validation (methods.md §3, §4):
+ * tunes them on validation (docs/metrics.md, "Post-hoc transforms and choosing τ"):
  *   τ-norm (Kang et al., "Decoupling representation and classifier", ICLR 2020):
  *     w_c ← w_c / ‖w_c‖^τ
  *   additive logit adjustment (Menon et al., "Long-tail learning via logit adjustment",

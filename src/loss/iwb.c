@@ -1,4 +1,4 @@
-/* Inverse weight balancing (methods.md §7; "Inverse Weight-Balancing for Deep Long-Tailed
+/* Inverse weight balancing (docs/losses.md, `iwb`; "Inverse Weight-Balancing for Deep Long-Tailed
  * Learning", Eq. 2–8): the classifier's weight-norm distribution A_c = ‖w_c‖ is pulled
  * toward the target P = λ · NC · HC, with NC from the class counts and HC from the cosine
  * between each feature and the classifier rows. The term is returned alone; the caller

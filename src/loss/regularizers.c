@@ -1,5 +1,5 @@
 /* Regularizers written as loss terms (Hasegawa & Sato, ICLR 2024, the analysis of weight
- * balancing; methods.md §6): weight decay λ/2 Σ‖θ‖² and feature regularization
+ * balancing; docs/losses.md): weight decay λ/2 Σ‖θ‖² and feature regularization
  * coef · mean_i ‖f_i‖² / 2. */
 #include "loss_internal.h"
 

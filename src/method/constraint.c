@@ -1,5 +1,5 @@
 /* MaxNorm by projected gradient descent (weight balancing, Alshammari et al. CVPR 2022,
- * stage 2; methods.md §5): after each optimizer step (paper) or each epoch (authors' code)
+ * stage 2; docs/recipes.md, `maxnorm`): after each optimizer step (paper) or each epoch (authors' code)
  * every classifier row whose norm exceeds r is projected back onto the ball of radius r.
  * The WB code (MaxNorm_via_PGD) takes r = min + t · (max − min) of the per-class norms
  * at the start of stage 2, t = 0.1; the bias is unconstrained. */

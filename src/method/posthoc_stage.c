@@ -1,5 +1,5 @@
 /* Post-hoc transforms chosen at a stage's end, and the per-stage analysis of
- * metrics.json (methods.md §4, §6; docs/recipes.md).
+ * metrics.json (docs/recipes.md, "Post-hoc transforms" and "Analysis").
  *
  * Every transform is applied as the head's evaluation-only logit transform
  * z_c ← s_c z_c + h_c (lt_model_set_posthoc), which reproduces on the logits exactly what

@@ -102,7 +102,7 @@ lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_conf
     lc->las_head = (float)lt_mt_get_num(&d, S, "las_head", 0.4, 0.0, 1.0, 0);
     lc->las_tail = (float)lt_mt_get_num(&d, S, "las_tail", 0.1, 0.0, 1.0, 0);
 
-    /* IWB (methods.md §7) */
+    /* IWB: the inverse weight-balancing term (docs/losses.md, `iwb`) */
     lc->iwb = lt_iwb_config_default();
     static const char *const iwb_keys[] = {"iwb_lambda", "iwb_nc", "iwb_hc", "iwb_kl", "iwb_reduce"};
     for (int i = 0; i < 5; i++) ONLY(iwb_keys[i], k == LT_LOSS_IWB, "loss = iwb");

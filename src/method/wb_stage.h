@@ -1,13 +1,13 @@
 /* Internal to src/method: the weight-balancing stage machinery the trainer calls —
  * MaxNorm by projected gradient descent (constraint.c), the post-hoc transform chosen at
  * a stage's end and the per-stage analysis of metrics.json (posthoc_stage.c). Formulas
- * and sources: ../shared/methods.md §4–§6, docs/recipes.md ([stageN] maxnorm*, posthoc*). */
+ * and sources: docs/recipes.md ([stageN] maxnorm*, posthoc*; "Analysis"), docs/metrics.md. */
 #ifndef LT_METHOD_WB_STAGE_H
 #define LT_METHOD_WB_STAGE_H
 
 #include "longtail/train.h"
 
-/* ---- MaxNorm (Alshammari et al. 2022, weight balancing; methods.md §5) ---- */
+/* ---- MaxNorm (Alshammari et al. CVPR 2022, weight balancing, stage 2) ---- */
 
 /* r = min_c ‖w_c‖ + t · (max_c ‖w_c‖ − min_c ‖w_c‖) over the rows of W (C, D), in double
  * (the WB code's thresh = min + t · (max − min) of the stage-start norms). */
@@ -39,7 +39,7 @@ lt_status lt_mt_posthoc_choose(lt_ctx *ctx, lt_model *m, const lt_stage_config *
                                const int64_t *train_counts, const lt_group_spec *groups, lt_posthoc *kind_out,
                                double *tau_out);
 
-/* ---- analysis (methods.md §6) ---- */
+/* ---- analysis (Hasegawa & Sato, ICLR 2024; docs/metrics.md) ---- */
 
 /* The pooled features of every image of ds (evaluation mode, normalization only) into
  * *features (N × D, lt_malloc) and *labels (N). */
