@@ -1,6 +1,6 @@
 /* Core: errors, RNG, arena, op table. */
 #include "test.h"
-#include "autodiff/tape.h"
+#include "ops/ops_internal.h"
 
 #include <string.h>
 

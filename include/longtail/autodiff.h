@@ -36,6 +36,9 @@ void *lt_ctx_fail(lt_ctx *ctx, lt_status code, const char *fmt, ...)
 #endif
     ;
 lt_arena *lt_ctx_arena(lt_ctx *ctx);
+/* `bytes` from the step's arena (freed by lt_ctx_reset); NULL with LT_ERR_NOMEM recorded
+ * in the context when out of memory. */
+void *lt_ctx_alloc(lt_ctx *ctx, size_t bytes);
 size_t lt_ctx_tape_len(const lt_ctx *ctx);
 
 /* New activation tensor in the arena, contents uninitialized (zeros: lt_tensor_zeros).

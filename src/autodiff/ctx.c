@@ -1,5 +1,5 @@
 /* The execution context: arena, tape, flags, sticky error. */
-#include "tape.h"
+#include "longtail/tape.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,13 +11,12 @@ lt_ctx *lt_ctx_new(void) {
     lt_arena_init(&ctx->arena);
     ctx->training = 1;
     ctx->grad_enabled = 1;
-    if (lt_backend_new(&ctx->backend) != LT_OK) { lt_free(ctx); return NULL; }
     return ctx;
 }
 
 void lt_ctx_free(lt_ctx *ctx) {
     if (!ctx) return;
-    lt_backend_free(ctx->backend);
+    if (ctx->backend_free) ctx->backend_free(ctx->backend);
     lt_arena_free(&ctx->arena);
     lt_free(ctx->tape);
     lt_free(ctx);

@@ -1,5 +1,5 @@
 /* Finite-difference gradient check: central differences, evaluated without the tape. */
-#include "tape.h"
+#include "longtail/tape.h"
 
 #include <math.h>
 #include <stdio.h>

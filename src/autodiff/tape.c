@@ -1,15 +1,10 @@
 /* Define-by-run tape and the backward pass. */
-#include "tape.h"
+#include "longtail/tape.h"
 
 #include <string.h>
 
-const char *lt_op_name(enum lt_op op) {
-    if ((int)op < 0 || op >= LT_OP_COUNT) return "?";
-    return lt_op_table[op].name;
-}
-
-lt_node *lt_tape_record(lt_ctx *ctx, enum lt_op op, lt_tensor *out, int n_in,
-                        lt_tensor *const *in) {
+lt_node *lt_tape_record_op(lt_ctx *ctx, enum lt_op op, const lt_op_info *info, lt_tensor *out, int n_in,
+                           lt_tensor *const *in) {
     LT_ASSERT(n_in <= LT_NODE_MAX_IN);
     int need = 0;
     if (ctx->grad_enabled)
@@ -17,7 +12,7 @@ lt_node *lt_tape_record(lt_ctx *ctx, enum lt_op op, lt_tensor *out, int n_in,
             if (in[k] && in[k]->requires_grad) need = 1;
     out->requires_grad = (uint8_t)need;
     out->grad = NULL;
-    if (!out->name) out->name = lt_op_table[op].name;
+    if (!out->name) out->name = info->name;
     if (!need) return NULL;
     if (ctx->tape_len == ctx->tape_cap) {
         /* Grows during warm-up only: the capacity stays for later steps. */
@@ -30,6 +25,7 @@ lt_node *lt_tape_record(lt_ctx *ctx, enum lt_op op, lt_tensor *out, int n_in,
     lt_node *nd = &ctx->tape[ctx->tape_len++];
     memset(nd, 0, sizeof *nd);
     nd->op = op;
+    nd->info = info;
     nd->n_in = n_in;
     for (int k = 0; k < n_in; k++) nd->in[k] = in[k];
     nd->out = out;
@@ -54,7 +50,7 @@ lt_status lt_backward(lt_ctx *ctx, lt_tensor *loss) {
     for (size_t k = ctx->tape_len; k-- > 0;) {
         const lt_node *nd = &ctx->tape[k];
         if (!nd->out->grad) continue;  /* nothing flowed into this output */
-        lt_op_table[nd->op].backward(ctx, nd);
+        nd->info->backward(ctx, nd);
         if (ctx->status != LT_OK) return lt_error(ctx->status, "%s", ctx->errmsg);
     }
     return LT_OK;

@@ -11,7 +11,6 @@
 #include "stage_loss.h"
 #include "reader.h"
 
-#include "../autodiff/tape.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -24,7 +24,7 @@ struct lt_backend {
     size_t scratch_bytes;
 };
 
-lt_status lt_backend_new(struct lt_backend **out) {
+static lt_status backend_new(struct lt_backend **out) {
     struct lt_backend *b = lt_calloc(1, sizeof *b);
     if (!b) return lt_error(LT_ERR_NOMEM, "backend: out of memory");
     if (dnnl_engine_create(&b->engine, dnnl_cpu, 0) != dnnl_success) {
@@ -40,7 +40,8 @@ lt_status lt_backend_new(struct lt_backend **out) {
     return LT_OK;
 }
 
-void lt_backend_free(struct lt_backend *b) {
+static void backend_free(void *p) {
+    struct lt_backend *b = p;
     if (!b) return;
     for (size_t i = 0; i < b->cap; i++)
         if (b->slots[i].entry) b->slots[i].free_fn(b->slots[i].entry);
@@ -49,6 +50,16 @@ void lt_backend_free(struct lt_backend *b) {
     dnnl_stream_destroy(b->stream);
     dnnl_engine_destroy(b->engine);
     lt_free(b);
+}
+
+struct lt_backend *lt_ctx_backend(lt_ctx *ctx) {
+    if (ctx->backend) return ctx->backend;
+    struct lt_backend *b = NULL;
+    lt_status s = backend_new(&b);
+    if (s) return lt_ctx_fail(ctx, s, "%s", lt_last_error());
+    ctx->backend = b;
+    ctx->backend_free = backend_free;
+    return b;
 }
 
 dnnl_engine_t lt_backend_engine(struct lt_backend *b) { return b->engine; }

@@ -1,6 +1,7 @@
 /* Private to src/ops: the oneDNN side of a context.
  *
- * A context owns one struct lt_backend (created by lt_ctx_new, freed by lt_ctx_free) that
+ * A context owns one struct lt_backend (created by the first op that needs it through
+ * lt_ctx_backend, freed by lt_ctx_free through the destructor registered then) that
  * holds the CPU engine and stream, a cache of primitives keyed by the op's shape tuple, and
  * one scratchpad buffer shared by every primitive (primitives are created with
  * dnnl_scratchpad_mode_user, so oneDNN does not allocate scratch memory per call; the
@@ -14,9 +15,13 @@
 #ifndef LT_OPS_BACKEND_H
 #define LT_OPS_BACKEND_H
 
-#include "autodiff/tape.h"
+#include "ops_internal.h"
 
 #include <dnnl.h>
+
+/* The context's backend, created on the first call (NULL, with the error recorded in the
+ * context, if oneDNN cannot give an engine and a stream). */
+struct lt_backend *lt_ctx_backend(lt_ctx *ctx);
 
 /* Kinds of cached entries: the first element of every key, so two ops with the same
  * numbers never share an entry. */

@@ -62,7 +62,8 @@ static dnnl_status_t conv_mds(const conv_geom *g, dnnl_memory_desc_t *src, dnnl_
 }
 
 static conv_entry *conv_get(lt_ctx *ctx, const conv_geom *g, enum lt_prim_kind kind) {
-    struct lt_backend *b = ctx->backend;
+    struct lt_backend *b = lt_ctx_backend(ctx);
+    if (!b) return NULL;
     lt_backend_key key = {{kind, lt_backend_threads(), g->n, g->h, g->w, g->ci, g->co, g->kh,
                            g->kw, g->stride, g->pad, g->bias, 0, 0}};
     conv_entry *e = lt_backend_cache_get(b, &key);
@@ -151,7 +152,7 @@ static conv_entry *conv_get(lt_ctx *ctx, const conv_geom *g, enum lt_prim_kind k
 }
 
 static int conv_exec(lt_ctx *ctx, lt_prim *p, void *const *ptrs) {
-    lt_status st = lt_prim_exec(ctx->backend, p, ptrs);
+    lt_status st = lt_prim_exec(lt_ctx_backend(ctx), p, ptrs);
     if (st != LT_OK) { lt_ctx_fail(ctx, st, "conv2d: %s", lt_last_error()); return 0; }
     return 1;
 }

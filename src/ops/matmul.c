@@ -21,7 +21,8 @@ static dnnl_status_t mat_md(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, 
 
 static lt_prim *mm_get(lt_ctx *ctx, const char *op, int64_t M, int64_t K, int64_t N, int ta,
                        int tb, int bias, int acc) {
-    struct lt_backend *b = ctx->backend;
+    struct lt_backend *b = lt_ctx_backend(ctx);
+    if (!b) return NULL;
     lt_backend_key key = {{LT_PRIM_MATMUL, lt_backend_threads(), M, K, N, ta, tb, bias, acc, 0, 0, 0, 0, 0}};
     lt_prim *p = lt_backend_cache_get(b, &key);
     if (p) return p;
@@ -60,7 +61,7 @@ static int mm_run(lt_ctx *ctx, const char *op, const float *a, const float *b, c
                   float *c, int64_t M, int64_t K, int64_t N, int ta, int tb, int acc) {
     lt_prim *p = mm_get(ctx, op, M, K, N, ta, tb, bias != NULL, acc);
     if (!p) return 0;
-    lt_status st = lt_prim_exec(ctx->backend, p, (void *[]){(void *)a, (void *)b, c, (void *)bias});
+    lt_status st = lt_prim_exec(lt_ctx_backend(ctx), p, (void *[]){(void *)a, (void *)b, c, (void *)bias});
     if (st != LT_OK) { lt_ctx_fail(ctx, st, "%s: %s", op, lt_last_error()); return 0; }
     return 1;
 }

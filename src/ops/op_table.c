@@ -7,6 +7,11 @@
 
 _Static_assert(LT_OP_COUNT == 35, "enum lt_op changed: update lt_op_table and this count");
 
+const char *lt_op_name(enum lt_op op) {
+    if ((int)op < 0 || op >= LT_OP_COUNT) return "?";
+    return lt_op_table[op].name;
+}
+
 const lt_op_info lt_op_table[LT_OP_COUNT] = {
     /* elementwise.c */
     [LT_OP_ADD] = {"add", lt_add_backward},

@@ -3,7 +3,12 @@
 #ifndef LT_OPS_INTERNAL_H
 #define LT_OPS_INTERNAL_H
 
-#include "autodiff/tape.h"
+#include "longtail/tape.h"
+
+/* The op table (op_table.c): every op's name and backward, indexed by enum lt_op. */
+extern const lt_op_info lt_op_table[LT_OP_COUNT];
+/* Records a node of op `op` on the tape (autodiff/tape.c) with its row of the table. */
+#define lt_tape_record(ctx, op, out, n_in, ...) lt_tape_record_op((ctx), (op), &lt_op_table[(op)], (out), (n_in), __VA_ARGS__)
 
 /* Returns 1 (and records an error naming `op`) when any input is NULL or the context
  * already failed: ops start with `if (lt_ops_bad_inputs(ctx, "conv2d", 2, x, w)) return NULL;` */

@@ -1,13 +1,20 @@
-/* Internal: the tape node, the context layout and the op table. Ops include this. */
-#ifndef LT_AUTODIFF_TAPE_H
-#define LT_AUTODIFF_TAPE_H
+/* For op implementers: the tape node and the context layout (autodiff, src/autodiff).
+ * The ops (src/ops) record their nodes here and own the op table and the oneDNN backend;
+ * nothing here depends on src/ops: a node carries its op's row of the table (name,
+ * backward), and the context holds the backend as an opaque object with the destructor
+ * its creator registered. Not included by longtail.h: library users never need it. */
+#ifndef LONGTAIL_TAPE_H
+#define LONGTAIL_TAPE_H
 
-#include "longtail/ops.h"
+#include "ops.h"
 
 #define LT_NODE_MAX_IN 4
 
+struct lt_op_info;
+
 typedef struct lt_node {
     enum lt_op op;
+    const struct lt_op_info *info;   /* the op's row of the op table (src/ops/op_table.c) */
     int n_in;
     lt_tensor *in[LT_NODE_MAX_IN];
     lt_tensor *out;
@@ -23,9 +30,6 @@ typedef struct lt_op_info {
     lt_backward_fn backward;
 } lt_op_info;
 
-extern const lt_op_info lt_op_table[LT_OP_COUNT];
-
-struct lt_backend;  /* oneDNN engine, stream, primitive cache: src/ops/backend.c */
 
 struct lt_ctx {
     lt_arena arena;
@@ -36,20 +40,17 @@ struct lt_ctx {
     int backward_done;   /* lt_backward ran since the last reset */
     lt_status status;
     char errmsg[512];
-    struct lt_backend *backend;
+    /* The ops layer's backend state (oneDNN engine, stream, primitive cache), created by
+     * src/ops on first use and freed by lt_ctx_free through backend_free. */
+    void *backend;
+    void (*backend_free)(void *backend);
 };
 
 /* Creates the output's node when grad is enabled and some input requires a gradient;
  * sets out->requires_grad accordingly. Returns NULL when no node is needed, or on
  * out-of-memory (then the context has the error: check ctx->status). */
-lt_node *lt_tape_record(lt_ctx *ctx, enum lt_op op, lt_tensor *out, int n_in,
-                        lt_tensor *const *in);
+lt_node *lt_tape_record_op(lt_ctx *ctx, enum lt_op op, const lt_op_info *info, lt_tensor *out, int n_in,
+                           lt_tensor *const *in);
 
-/* Backend hooks (src/ops/backend.c). */
-lt_status lt_backend_new(struct lt_backend **out);
-void lt_backend_free(struct lt_backend *b);
-
-/* Arena allocation that records a sticky error in the context on failure. */
-void *lt_ctx_alloc(lt_ctx *ctx, size_t bytes);
 
 #endif
