@@ -881,7 +881,7 @@ TEST(data_loader_matches_sampler_and_augment) {
         CHECK_EQ_INT(b.n, k < 6 ? 16 : 7);
         CHECK(((uintptr_t)b.x & 63) == 0);
         lt_rng rng;
-        lt_rng_init(&rng, lt_data_derive_seed(9, 2, (uint64_t)k), LT_STREAM_AUGMENT);
+        lt_rng_init(&rng, lt_rng_derive_seed(9, 2, (uint64_t)k), LT_STREAM_AUGMENT);
         for (int64_t i = 0; i < b.n; i++, seen++) {
             if (b.idx[i] != order[seen] || b.y[i] != ds.labels[order[seen]]) bad++;
             lt_augment_image(ds.images + order[seen] * 108, 6, 6, 3, &lc.augment, &rng, ref);

@@ -89,6 +89,10 @@ enum lt_rng_stream {
 };
 
 void lt_rng_init(lt_rng *r, uint64_t seed, uint64_t stream);
+/* Seed of a derived generator: a hash (SplitMix64 finalizer) of (seed, a, b), so nearby
+ * triples give unrelated seeds. The sampler uses (seed, epoch, 0), the loader (seed,
+ * epoch, batch), the stochastic losses (seed, stage, epoch, batch). */
+uint64_t lt_rng_derive_seed(uint64_t seed, uint64_t a, uint64_t b);
 uint32_t lt_rng_u32(lt_rng *r);
 uint64_t lt_rng_u64(lt_rng *r);
 /* Uniform integer in [0, n), unbiased. n must be > 0. */

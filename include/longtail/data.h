@@ -205,9 +205,6 @@ void lt_augment_config_cifar(lt_augment_config *a);
 void lt_augment_image(const uint8_t *img, int64_t h, int64_t w, int64_t c,
                       const lt_augment_config *a, lt_rng *rng, float *out);
 
-/* Seed of a derived generator: a hash (SplitMix64 finalizer) of (seed, a, b). The sampler
- * uses (seed, epoch, 0) and the loader (seed, epoch, batch). */
-uint64_t lt_data_derive_seed(uint64_t seed, uint64_t a, uint64_t b);
 
 /* ---- samplers ---- */
 

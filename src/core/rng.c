@@ -53,3 +53,16 @@ void lt_rng_shuffle(lt_rng *r, int64_t *idx, int64_t n) {
         idx[j] = t;
     }
 }
+
+/* SplitMix64's finalizer (Steele, Lea & Flood 2014): a bijection with good avalanche, so
+ * nearby (seed, epoch, batch) triples give unrelated generator seeds. */
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+uint64_t lt_rng_derive_seed(uint64_t seed, uint64_t a, uint64_t b) {
+    return splitmix64(splitmix64(splitmix64(seed) ^ a) ^ b);
+}

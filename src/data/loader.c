@@ -7,7 +7,7 @@
  * until batch b is ready. All buffers are allocated in lt_loader_init(); nothing is
  * allocated per batch or per epoch afterwards.
  *
- * Batch b of epoch e is augmented with a generator seeded by lt_data_derive_seed(seed, e, b)
+ * Batch b of epoch e is augmented with a generator seeded by lt_rng_derive_seed(seed, e, b)
  * on LT_STREAM_AUGMENT, so what a batch contains depends on (seed, e, b) alone: not on
  * timing, not on where a run was resumed. Errors in the worker are carried to the caller
  * as an lt_status plus the message (messages are per thread). */
@@ -54,7 +54,7 @@ static lt_status fill_batch(lt_loader *ld, loader_slot *s, int64_t epoch, int64_
     int64_t i0 = b * bs, n = ld->order_len - i0 < bs ? ld->order_len - i0 : bs;
     int64_t per = ds->h * ds->w * ds->c;
     lt_rng rng;
-    lt_rng_init(&rng, lt_data_derive_seed(ld->cfg.seed, (uint64_t)epoch, (uint64_t)b), LT_STREAM_AUGMENT);
+    lt_rng_init(&rng, lt_rng_derive_seed(ld->cfg.seed, (uint64_t)epoch, (uint64_t)b), LT_STREAM_AUGMENT);
     for (int64_t i = 0; i < n; i++) {
         int64_t k = ld->order[i0 + i];
         if (k < 0 || k >= ds->n)

@@ -15,7 +15,7 @@ static int reinit_active(const lt_stage_config *sc) { return sc->reinit_classifi
 static lt_status reinit_begin(lt_mt_stage *s, int fresh) {
     if (!fresh) return LT_OK;
     lt_rng rng;
-    lt_rng_init(&rng, lt_data_derive_seed(s->seed, 1000 + (uint64_t)s->k, 0), LT_STREAM_INIT);
+    lt_rng_init(&rng, lt_rng_derive_seed(s->seed, 1000 + (uint64_t)s->k, 0), LT_STREAM_INIT);
     lt_head *h = &s->model->head;
     lt_tensor *w = h->weight, *b = h->bias;
     double std = sqrt(2.0 / (double)w->shape[1]);

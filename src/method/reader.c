@@ -1,10 +1,72 @@
-/* Typed reads of recipe keys (reader.h). */
+/* Where recipe keys were given (lt_recipe_where) and their typed reads (reader.h). */
 #include "reader.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+/* ---------------------------------------------------------------- locations */
+
+/* s[0..n) without leading and trailing white space (moves *s, shrinks the length). */
+size_t lt_mt_trim(const char **s, size_t n) {
+    while (n && isspace((unsigned char)**s)) { (*s)++; n--; }
+    while (n && isspace((unsigned char)(*s)[n - 1])) n--;
+    return n;
+}
+
+int lt_mt_trim_eq(const char *s, size_t n, const char *word) {
+    n = lt_mt_trim(&s, n);
+    return strlen(word) == n && !memcmp(s, word, n);
+}
+
+/* 1-based line of "key = ..." in [section] of text (0 if absent); key NULL: the
+ * section header's line. */
+static int find_line(const char *text, const char *section, const char *key) {
+    if (!text) return 0;
+    if (!strncmp(text, "\xEF\xBB\xBF", 3)) text += 3;
+    int line = 1, in_sec = 0;
+    for (const char *p = text; *p; line++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        const char *s = p;
+        size_t m = n;
+        while (m && isspace((unsigned char)*s)) { s++; m--; }
+        if (m && *s == '[') {
+            const char *close = memchr(s, ']', m);
+            in_sec = close && lt_mt_trim_eq(s + 1, (size_t)(close - s - 1), section);
+            if (in_sec && !key) return line;
+        } else if (in_sec && key && m && *s != '#' && *s != ';') {
+            const char *eq = memchr(s, '=', m);
+            if (eq && lt_mt_trim_eq(s, (size_t)(eq - s), key)) return line;
+        }
+        if (!nl) break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+const char *lt_recipe_where(const lt_recipe *r, const char *section, const char *key, char *buf, size_t n) {
+    char dotted[160];
+    snprintf(dotted, sizeof dotted, "%s.%s", section, key ? key : "");
+    for (int i = r->n_set_keys - 1; key && i >= 0; i--)
+        if (!strcmp(r->set_keys[i], dotted)) {
+            snprintf(buf, n, "--set");
+            return buf;
+        }
+    int line = find_line(r->text, section, key);
+    const char *name = r->cfg ? lt_config_name(r->cfg) : "recipe";
+    if (line > 0) snprintf(buf, n, "%s:%d", name, line);
+    else if (key) {
+        int sl = find_line(r->text, section, NULL);   /* a missing key: point at its section */
+        if (sl > 0) snprintf(buf, n, "%s:%d", name, sl);
+        else snprintf(buf, n, "%s", name);
+    } else snprintf(buf, n, "%s", name);
+    return buf;
+}
+
+/* ---------------------------------------------------------------- typed reads */
 
 lt_status lt_mt_bad(const lt_recipe *r, const char *sec, const char *key, const char *fmt, ...) {
     char w[300], msg[600];

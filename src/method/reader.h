@@ -13,6 +13,11 @@ typedef struct lt_mt_reader {
     lt_status st;   /* the first error */
 } lt_mt_reader;
 
+/* s[0..n) without leading and trailing white space (moves *s, returns the new length);
+ * whether the trimmed s[0..n) is `word`. */
+size_t lt_mt_trim(const char **s, size_t n);
+int lt_mt_trim_eq(const char *s, size_t n, const char *word);
+
 /* LT_ERR_CONFIG "<where section.key was given>: section.key: <message>". */
 lt_status lt_mt_bad(const lt_recipe *r, const char *sec, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

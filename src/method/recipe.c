@@ -18,18 +18,6 @@
 
 /* ---------------------------------------------------------------- locations */
 
-/* s[0..n) without leading and trailing white space (moves *s, shrinks the length). */
-static size_t trim(const char **s, size_t n) {
-    while (n && isspace((unsigned char)**s)) { (*s)++; n--; }
-    while (n && isspace((unsigned char)(*s)[n - 1])) n--;
-    return n;
-}
-
-static int trim_eq(const char *s, size_t n, const char *word) {
-    n = trim(&s, n);
-    return strlen(word) == n && !memcmp(s, word, n);
-}
-
 /* The next item of a comma-separated list: *item, its trimmed length returned; *p moves past
  * the item's comma, or to NULL after the last item. */
 static size_t list_next(const char **p, const char **item) {
@@ -37,52 +25,7 @@ static size_t list_next(const char **p, const char **item) {
     size_t n = comma ? (size_t)(comma - *p) : strlen(*p);
     *item = *p;
     *p = comma ? comma + 1 : NULL;
-    return trim(item, n);
-}
-
-/* 1-based line of "key = ..." in [section] of text (0 if absent); key NULL: the
- * section header's line. */
-static int find_line(const char *text, const char *section, const char *key) {
-    if (!text) return 0;
-    if (!strncmp(text, "\xEF\xBB\xBF", 3)) text += 3;
-    int line = 1, in_sec = 0;
-    for (const char *p = text; *p; line++) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        const char *s = p;
-        size_t m = n;
-        while (m && isspace((unsigned char)*s)) { s++; m--; }
-        if (m && *s == '[') {
-            const char *close = memchr(s, ']', m);
-            in_sec = close && trim_eq(s + 1, (size_t)(close - s - 1), section);
-            if (in_sec && !key) return line;
-        } else if (in_sec && key && m && *s != '#' && *s != ';') {
-            const char *eq = memchr(s, '=', m);
-            if (eq && trim_eq(s, (size_t)(eq - s), key)) return line;
-        }
-        if (!nl) break;
-        p = nl + 1;
-    }
-    return 0;
-}
-
-const char *lt_recipe_where(const lt_recipe *r, const char *section, const char *key, char *buf, size_t n) {
-    char dotted[160];
-    snprintf(dotted, sizeof dotted, "%s.%s", section, key ? key : "");
-    for (int i = r->n_set_keys - 1; key && i >= 0; i--)
-        if (!strcmp(r->set_keys[i], dotted)) {
-            snprintf(buf, n, "--set");
-            return buf;
-        }
-    int line = find_line(r->text, section, key);
-    const char *name = r->cfg ? lt_config_name(r->cfg) : "recipe";
-    if (line > 0) snprintf(buf, n, "%s:%d", name, line);
-    else if (key) {
-        int sl = find_line(r->text, section, NULL);   /* a missing key: point at its section */
-        if (sl > 0) snprintf(buf, n, "%s:%d", name, sl);
-        else snprintf(buf, n, "%s", name);
-    } else snprintf(buf, n, "%s", name);
-    return buf;
+    return lt_mt_trim(item, n);
 }
 
 /* ---------------------------------------------------------------- sections */
@@ -275,7 +218,7 @@ static void read_train(lt_mt_reader *rd, const char *S, lt_stage_config *st) {
     if (rd->st) return;
     st->train_all = 0;
     st->n_train_prefixes = 0;
-    if (trim_eq(v, strlen(v), "all")) {
+    if (lt_mt_trim_eq(v, strlen(v), "all")) {
         st->train_all = 1;
         return;
     }
@@ -312,7 +255,7 @@ static void read_wd_groups(lt_mt_reader *rd, const char *S, lt_stage_config *st)
         size_t n = list_next(&p, &item);
         const char *colon = memchr(item, ':', n);
         const char *a = item;   /* the SELECTOR, trimmed */
-        size_t na = colon ? trim(&a, (size_t)(colon - item)) : 0;
+        size_t na = colon ? lt_mt_trim(&a, (size_t)(colon - item)) : 0;
         char num[64];   /* the VALUE, as a string of its own */
         double x = NAN;
         size_t nv = colon ? (size_t)(item + n - (colon + 1)) : 0;

@@ -175,8 +175,8 @@ lt_status lt_mt_stage_loss_begin(const lt_recipe *r, const lt_stage_config *sc, 
 /* ---------------------------------------------------------------- per batch */
 
 void lt_mt_stage_loss_rng(lt_rng *rng, uint64_t seed, int stage, int64_t epoch, int64_t batch) {
-    uint64_t s = lt_data_derive_seed(seed, LT_STREAM_LOSS, (uint64_t)stage);
-    lt_rng_init(rng, lt_data_derive_seed(s, (uint64_t)epoch, (uint64_t)batch), LT_STREAM_LOSS);
+    uint64_t s = lt_rng_derive_seed(seed, LT_STREAM_LOSS, (uint64_t)stage);
+    lt_rng_init(rng, lt_rng_derive_seed(s, (uint64_t)epoch, (uint64_t)batch), LT_STREAM_LOSS);
 }
 
 static lt_tensor *base_loss(lt_ctx *ctx, const lt_stage_config *sc, lt_loss_kind k, lt_tensor *logits,

@@ -274,14 +274,14 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     const lt_dataset *tr = t->data->train;
     if (sc->epochs > 0)   /* a 0-epoch stage only evaluates: no data order to draw */
         s = lt_sampler_init(&sampler, &sc->sampler, tr->labels, tr->n, tr->n_classes,
-                            lt_data_derive_seed(t->seed, LT_STREAM_SAMPLER, (uint64_t)k));
+                            lt_rng_derive_seed(t->seed, LT_STREAM_SAMPLER, (uint64_t)k));
     if (!s && sc->epochs > 0) {
         lt_loader_config lc;
         memset(&lc, 0, sizeof lc);
         lc.batch_size = sc->batch_size;
         lc.drop_last = sc->drop_last;
         lc.augment = t->aug;
-        lc.seed = lt_data_derive_seed(t->seed, LT_STREAM_AUGMENT, (uint64_t)k);
+        lc.seed = lt_rng_derive_seed(t->seed, LT_STREAM_AUGMENT, (uint64_t)k);
         s = lt_loader_init(&ld, tr, &sampler, &lc);
     }
     int64_t batches = ld ? lt_loader_num_batches(ld) : 0;

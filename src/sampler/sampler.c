@@ -14,7 +14,7 @@
  * Class-based samplers pick a class, then the next image of that class's cycle: a
  * shuffled list of its images, reshuffled when used up, so images of a class repeat only
  * after all of them were seen. Classes with no images are never drawn. Everything an epoch
- * draws comes from one generator seeded by lt_data_derive_seed(seed, epoch, 0) on
+ * draws comes from one generator seeded by lt_rng_derive_seed(seed, epoch, 0) on
  * LT_STREAM_SAMPLER, and the cycles restart at every epoch: epoch e's indices depend on
  * (seed, e) only, which is what makes resumed training identical. */
 #include "longtail/data.h"
@@ -157,7 +157,7 @@ lt_status lt_sampler_epoch(lt_sampler *s, int64_t epoch, int64_t *out) {
     const int32_t C = s->n_classes;
     const int64_t L = lt_sampler_epoch_length(s);
     lt_rng rng;
-    lt_rng_init(&rng, lt_data_derive_seed(s->seed, (uint64_t)epoch, 0), LT_STREAM_SAMPLER);
+    lt_rng_init(&rng, lt_rng_derive_seed(s->seed, (uint64_t)epoch, 0), LT_STREAM_SAMPLER);
 
     if (s->cfg.kind == LT_SAMPLER_INSTANCE) {
         /* Back-to-back permutations of 0..n-1. */
