@@ -107,4 +107,14 @@ typedef struct lt_schedule {
 lt_status lt_schedule_check(const lt_schedule *s);
 float lt_schedule_lr(const lt_schedule *s, int epoch, int64_t iter_in_epoch, int64_t iters_per_epoch);
 
+/* ---- MaxNorm: a constraint on classifier rows (src/optim/maxnorm.c) ---- */
+
+/* r = min_c ‖w_c‖ + t · (max_c ‖w_c‖ − min_c ‖w_c‖) over the rows of W (C, D), in double
+ * (the WB code's thresh = min + t · (max − min) of the stage-start norms). */
+double lt_maxnorm_radius(const float *w, int64_t C, int64_t D, double t);
+/* The projection of projected gradient descent: every row with ‖w_c‖ > r is rescaled to
+ * norm r (w_c ← w_c · r / ‖w_c‖); rows with ‖w_c‖ <= r are left bit-identical. The bias is
+ * not a row of W and is never touched. Returns how many rows were rescaled. */
+int64_t lt_maxnorm_project(float *w, int64_t C, int64_t D, double r);
+
 #endif

@@ -9,14 +9,6 @@
 
 /* ---- MaxNorm (Alshammari et al. CVPR 2022, weight balancing, stage 2) ---- */
 
-/* r = min_c ‖w_c‖ + t · (max_c ‖w_c‖ − min_c ‖w_c‖) over the rows of W (C, D), in double
- * (the WB code's thresh = min + t · (max − min) of the stage-start norms). */
-double lt_maxnorm_radius(const float *w, int64_t C, int64_t D, double t);
-/* The projection of projected gradient descent: every row with ‖w_c‖ > r is rescaled to
- * norm r (w_c ← w_c · r / ‖w_c‖); rows with ‖w_c‖ <= r are left bit-identical. The bias is
- * not a row of W and is never touched. Returns how many rows were rescaled. */
-int64_t lt_maxnorm_project(float *w, int64_t C, int64_t D, double r);
-
 /* The radius stage sc uses for the model's head as it is now (the stage start): the
  * absolute maxnorm_radius, or the relative formula with maxnorm_t. NaN if the stage has
  * no MaxNorm. */
