@@ -10,8 +10,12 @@
 #
 # Regenerate only in a commit whose change is meant to alter numbers, say so in its
 # message, and re-run the affected rows of docs/results.md. The digests cover the tensors
-# (names, dtypes, shapes, bytes), not the metadata. oneDNN picks its kernels by CPU; the
-# run pins ONEDNN_MAX_CPU_ISA=AVX2 so that the digests hold on any x86-64 with AVX2.
+# (names, dtypes, shapes, bytes), not the metadata. Both the binary and oneDNN must be
+# held to one ISA level for the digests to hold on any x86-64 with AVX2: `make test` builds
+# BINARY with -march=x86-64-v3 (with -march=native an `omp simd` reduction sums in as many
+# lanes as the CPU has, and AVX-512 machines round differently), and this script pins
+# oneDNN's kernels with ONEDNN_MAX_CPU_ISA=AVX2. The stored digests were written by the
+# pre-models code (commit 8526d1a) built that way.
 # The last line is "N passed, N failed"; the exit status is non-zero on any failure.
 set -u
 BIN=${1:?usage: tests/golden.sh BINARY [--regenerate]}
