@@ -254,12 +254,33 @@ void lt_conv2d_backward(lt_ctx *ctx, const lt_node *nd) {
 
     int need_w = w->requires_grad, need_b = bias && bias->requires_grad;
     if (need_w || need_b) {
-        conv_entry *e = conv_get(ctx, &g, LT_PRIM_CONV_BWD_WEIGHTS);
+        conv_geom gw = g;
+        float *src = x->data;
+        if (g.kh == 1 && g.kw == 1 && g.pad == 0 && g.stride > 1) {
+            /* A strided 1x1 conv's weight gradient is the unit-stride one over the pixels
+             * it reads, x[:, ::s, ::s, :]. oneDNN 2.6's jit_1x1 backward-weights makes
+             * that copy itself in a workspace it overruns when an NHWC input has fewer
+             * channels than its block (8 on AVX2): wrong gradients from 2 threads on,
+             * and memory past the scratchpad written (oneDNN issue 6035; the 1x1 stride-2
+             * case of dense_gradcheck_conv2d failed 1 run in 5 here). So we gather. */
+            src = lt_ctx_alloc(ctx, (size_t)(g.n * g.oh * g.ow * g.ci) * sizeof(float));
+            if (!src) return;
+            for (int64_t n = 0; n < g.n; n++)
+                for (int64_t i = 0; i < g.oh; i++)
+                    for (int64_t j = 0; j < g.ow; j++)
+                        memcpy(src + ((n * g.oh + i) * g.ow + j) * g.ci,
+                               x->data + ((n * g.h + i * g.stride) * g.w + j * g.stride) * g.ci,
+                               (size_t)g.ci * sizeof(float));
+            gw.h = g.oh;
+            gw.w = g.ow;
+            gw.stride = 1;
+        }
+        conv_entry *e = conv_get(ctx, &gw, LT_PRIM_CONV_BWD_WEIGHTS);
         if (!e) return;
         float *dw_blk = lt_ctx_alloc(ctx, e->wbytes);
         float *db = bias ? lt_ctx_alloc(ctx, (size_t)g.co * sizeof(float)) : NULL;
         if (!dw_blk || (bias && !db)) return;
-        if (!conv_exec(ctx, &e->conv, (void *[]){x->data, dy, dw_blk, db})) return;
+        if (!conv_exec(ctx, &e->conv, (void *[]){src, dy, dw_blk, db})) return;
         if (need_w) {
             float *dw = lt_tensor_grad(ctx, w);
             if (!dw || !conv_exec(ctx, &e->wre, (void *[]){dw_blk, dw})) return;  /* dw += */
