@@ -2,6 +2,7 @@
 #include "test.h"
 #include "ops/ops_internal.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 TEST(error_message_and_status) {
@@ -15,6 +16,25 @@ TEST(error_message_and_status) {
     CHECK(strcmp(lt_last_error(), "a.ini: bad byte at 7 (bad byte)") == 0);
     lt_clear_error();
     CHECK(lt_last_error()[0] == '\0');
+}
+
+static lt_status fail_at(const char *where, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static lt_status fail_at(const char *where, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    lt_status s = lt_errorv(LT_ERR_FORMAT, where, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* lt_errorv: "prefix: message", no prefix with NULL, the last message usable as an argument. */
+TEST(error_with_prefix) {
+    CHECK_EQ_INT(fail_at("f.json: byte 7", "expected %s, got '%c'", "a value", 'x'), LT_ERR_FORMAT);
+    CHECK(strcmp(lt_last_error(), "f.json: byte 7: expected a value, got 'x'") == 0);
+    CHECK_EQ_INT(fail_at(NULL, "n = %d", 3), LT_ERR_FORMAT);
+    CHECK(strcmp(lt_last_error(), "n = 3") == 0);
+    fail_at("r.ini:2", "%s", lt_last_error());
+    CHECK(strcmp(lt_last_error(), "r.ini:2: n = 3") == 0);
 }
 
 TEST(rng_streams_deterministic_and_distinct) {

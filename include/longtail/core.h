@@ -12,6 +12,7 @@
 #ifndef LONGTAIL_CORE_H
 #define LONGTAIL_CORE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,15 @@ const char *lt_status_name(lt_status s);
 lt_status lt_error(lt_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The same with "prefix: " before the message (prefix NULL: none) and the arguments as a
+ * va_list: the one formatter behind every printf-style error helper of a parser (a config
+ * line, a JSON byte, a safetensors entry, a recipe key), each of which only builds its
+ * prefix. */
+lt_status lt_errorv(lt_status code, const char *prefix, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 0)))
 #endif
     ;
 void lt_clear_error(void);
@@ -85,6 +95,7 @@ enum lt_rng_stream {
     LT_STREAM_SAMPLER = 3,  /* epoch order */
     LT_STREAM_AUGMENT = 4,  /* crops and flips */
     LT_STREAM_LOSS = 5,     /* stochastic losses (e.g. softmax EQL's Bernoulli draws) */
+    LT_STREAM_ROLE = 6,     /* a trained role's own seed: lt_rng_derive_seed(seed, this, index) */
     LT_STREAM_TEST = 99,
 };
 

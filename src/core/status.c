@@ -13,16 +13,23 @@ const char *lt_last_error(void) { return lt_errbuf; }
 
 void lt_clear_error(void) { lt_errbuf[0] = '\0'; }
 
-lt_status lt_error(lt_status code, const char *fmt, ...) {
+lt_status lt_errorv(lt_status code, const char *prefix, const char *fmt, va_list ap) {
     /* Formatted aside first: the arguments may point into lt_errbuf (re-raising
      * lt_last_error() with context), and vsnprintf's source and target must not overlap. */
     char msg[sizeof lt_errbuf];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
+    int n = prefix ? snprintf(msg, sizeof msg, "%s: ", prefix) : 0;
+    if (n < 0 || (size_t)n >= sizeof msg) n = 0;
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
     memcpy(lt_errbuf, msg, sizeof msg);
     return code;
+}
+
+lt_status lt_error(lt_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    lt_status s = lt_errorv(code, NULL, fmt, ap);
+    va_end(ap);
+    return s;
 }
 
 const char *lt_status_name(lt_status s) {

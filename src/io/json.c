@@ -61,12 +61,13 @@ typedef struct parser {
 static lt_status failf(const parser *p, int64_t at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static lt_status failf(const parser *p, int64_t at, const char *fmt, ...) {
-    char msg[512];
+    char where[300];
+    snprintf(where, sizeof where, "%s: byte %lld", p->name, (long long)(p->base + at));
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lt_status s = lt_errorv(LT_ERR_FORMAT, where, fmt, ap);
     va_end(ap);
-    return lt_error(LT_ERR_FORMAT, "%s: byte %lld: %s", p->name, (long long)(p->base + at), msg);
+    return s;
 }
 
 /* "expected X, got Y" where Y describes the byte at p->pos. */

@@ -101,12 +101,13 @@ static lt_status parse_metadata(lt_safetensors *st, const lt_json *m) {
 static lt_status entry_fail(const char *path, int64_t at, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static lt_status entry_fail(const char *path, int64_t at, const char *name, const char *fmt, ...) {
-    char msg[400];
+    char where[600];
+    snprintf(where, sizeof where, "%s: byte %lld: tensor '%.200s'", path, (long long)at, name);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lt_status s = lt_errorv(LT_ERR_FORMAT, where, fmt, ap);
     va_end(ap);
-    return lt_error(LT_ERR_FORMAT, "%s: byte %lld: tensor '%.200s': %s", path, (long long)at, name, msg);
+    return s;
 }
 
 /* Fills e from the header object v of tensor `name`; data_size bounds the offsets. */

@@ -69,12 +69,13 @@ const char *lt_recipe_where(const lt_recipe *r, const char *section, const char 
 /* ---------------------------------------------------------------- typed reads */
 
 lt_status lt_mt_bad(const lt_recipe *r, const char *sec, const char *key, const char *fmt, ...) {
-    char w[300], msg[600];
+    char w[300], where[600];
+    snprintf(where, sizeof where, "%s: %s.%s", lt_recipe_where(r, sec, key, w, sizeof w), sec, key);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lt_status s = lt_errorv(LT_ERR_CONFIG, where, fmt, ap);
     va_end(ap);
-    return lt_error(LT_ERR_CONFIG, "%s: %s.%s: %s", lt_recipe_where(r, sec, key, w, sizeof w), sec, key, msg);
+    return s;
 }
 
 int lt_mt_has(const lt_mt_reader *rd, const char *sec, const char *key) { return lt_config_has(rd->r->cfg, sec, key); }
