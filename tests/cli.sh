@@ -243,6 +243,64 @@ if run model_teacher_kd 0 "$BIN" train "$M" --set model.arch=mlp --set model.hid
 fi
 cmp -s "$TEACH" "$T/teacher_before" && ok model_teacher_untouched || bad model_teacher_untouched "the teacher's file changed"
 
+# the same teacher given as a role section: [model.teacher] checkpoint = PATH is
+# model.teacher = PATH (the same tensors)
+MT=$T/models_teacher.ini
+{ cat "$M"; printf '[model.teacher]\ncheckpoint = %s\n' "$TEACH"; } > "$MT"
+if run model_teacher_section 0 "$BIN" train "$MT" --set model.arch=mlp --set model.hidden=32 --set stage1.kd=0.5 \
+    --set stage1.kd_temperature=2 --out "$T/m_kd2" --quiet; then
+    [ "$(tensor_digest "$T/m_kd2/stage1.safetensors")" = "$(tensor_digest "$T/m_kd/stage1.safetensors")" ] &&
+        ok model_teacher_section || bad model_teacher_section "not the tensors of model.teacher = PATH"
+fi
+
+# trained roles beside the student: [model.twin] (the student's architecture, its own
+# initialization) and [model.small] (an MLP); each has its own checkpoint, metrics and log
+# entries, and leaves the student exactly as it trains alone
+MR=$T/models_roles.ini
+{ cat "$M"; printf '[model.twin]\n[model.small]\narch = mlp\nhidden = 32\n'; } > "$MR"
+sed -i 's/^epochs = 1$/epochs = 2/' "$MR"
+run model_roles 0 "$BIN" train "$MR" --out "$T/m_roles" && cp "$T/out" "$T/m_roles.out"
+if [ -s "$T/m_roles/stage1.twin.safetensors" ] && [ -s "$T/m_roles/stage1.small.safetensors" ]; then
+    sed 's/^epochs = 1$/epochs = 2/' "$M" > "$T/models2.ini"
+    if run model_roles_student 0 "$BIN" train "$T/models2.ini" --out "$T/m_alone2" --quiet &&
+        [ "$(tensor_digest "$T/m_roles/stage1.safetensors")" = "$(tensor_digest "$T/m_alone2/stage1.safetensors")" ]; then
+        ok model_roles_student_unchanged
+    else bad model_roles_student_unchanged "the student differs from the same recipe without roles"; fi
+    [ "$(tensor_digest "$T/m_roles/stage1.twin.safetensors")" != "$(tensor_digest "$T/m_roles/stage1.safetensors")" ] &&
+        ok model_roles_own_init || bad model_roles_own_init "the twin has the student's tensors"
+    if tr -d ' \n' < "$T/m_roles/metrics.json" | grep -q '"roles":{"twin":{"select":"best_val","selected_epoch":[12],' &&
+        grep -q "^stage1 role small: epoch [12] selected (val top-1 [0-9.]*%); test top-1 [0-9.]*%" "$T/m_roles.out"; then
+        tr -d ' \n' < "$T/m_roles/metrics.json" | grep -q '"small":{"select":"best_val".*"top1":' &&
+            [ "$(grep -c '"roles":{"twin":{"loss":' "$T/m_roles/log.jsonl")" = 2 ] && ok model_roles_metrics ||
+            bad model_roles_metrics "no role entries in metrics.json / log.jsonl: $(head -c 300 "$T/m_roles/log.jsonl")"
+    else bad model_roles_metrics "metrics.json: $(tr -d ' \n' < "$T/m_roles/metrics.json" | head -c 400)"; fi
+    cp "$T/m_roles/stage1.small.safetensors" "$T/alone/small.safetensors"
+    if run model_roles_eval 0 "$BIN" eval "$T/alone/small.safetensors" && grep -q "^checkpoint .*(mlp, " "$T/out"; then
+        ok model_roles_eval
+    else bad model_roles_eval "the role's checkpoint does not evaluate alone: $(head -c 300 "$T/out")"; fi
+    # killed after epoch 1 and resumed: every role ends with the same tensors
+    if run model_roles_resume 0 "$BIN" train "$MR" --out "$T/m_roles_r" --quiet --stop-after-epochs 1 &&
+        [ ! -e "$T/m_roles_r/stage1.twin.safetensors" ]; then
+        if run model_roles_resume 0 "$BIN" train --resume --out "$T/m_roles_r" --quiet; then
+            same=1
+            for f in stage1 stage1.twin stage1.small; do
+                [ "$(tensor_digest "$T/m_roles_r/$f.safetensors")" = "$(tensor_digest "$T/m_roles/$f.safetensors")" ] || same=0
+            done
+            [ $same = 1 ] && ok model_roles_resume || bad model_roles_resume "a resumed role differs from the uninterrupted run"
+        fi
+    fi
+else bad model_roles "no stage1.twin / stage1.small checkpoint: $(tail -c 300 "$T/err")"; fi
+expect_error model_role_student 2 "model.student" "[model]" -- \
+    "$BIN" train "$MR" --set model.student.arch=mlp --out "$T/m_e9"
+expect_error model_role_frozen_unused 2 "model.twin.checkpoint" "consults" -- \
+    "$BIN" train "$MR" --set model.twin.checkpoint="$TEACH" --out "$T/m_e10"
+expect_error model_role_head 2 "model.small.head" "classifier" -- \
+    "$BIN" train "$MR" --set model.small.head=cosine --out "$T/m_e11"
+expect_error model_role_bad_arch 2 "model.small.arch" "vgg11" -- \
+    "$BIN" train "$MR" --set model.small.arch=vgg11 --out "$T/m_e12"
+expect_error model_role_selector 2 "stage1.train" "role small" -- \
+    "$BIN" train "$MR" --set stage1.train=layer3 --out "$T/m_e13"
+
 # model.init from another run: strict by default; init_strict = false loads what matches
 expect_error model_init_shape_mismatch 1 "model.init" "conv1.weight" "shape" -- \
     "$BIN" train "$M" --set model.width=0.5 --set model.init="$TEACH" --out "$T/m_init_bad" --quiet

@@ -177,7 +177,7 @@ TEST(checkpoint_optimizer_and_prefixed_state_round_trip) {
     lt_ckpt_writer *w;
     REQUIRE_OK(lt_ckpt_writer_new(&w));
     CHECK_OK(lt_ckpt_writer_add_params(w, &m.params, "", LT_CKPT_ALL, NULL, NULL, NULL));
-    CHECK_OK(lt_ckpt_writer_add_optim(w, &o));
+    CHECK_OK(lt_ckpt_writer_add_optim(w, &o, ""));
     CHECK_OK(lt_ckpt_writer_add_params(w, &m.params, "best/", LT_CKPT_ALL, snap.data, snap.buffers, snap.counters));
     CHECK_OK(lt_ckpt_writer_add_meta(w, "progress", "{}"));
     const char *path = tmp_path("resume.safetensors");
@@ -193,7 +193,7 @@ TEST(checkpoint_optimizer_and_prefixed_state_round_trip) {
     REQUIRE_OK(lt_safetensors_load(path, &st));
     /* strict model loading ignores the optimizer/ and best/ namespaces */
     REQUIRE_OK(lt_ckpt_read_params(st, &m2.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL));
-    REQUIRE_OK(lt_ckpt_read_optim(st, &o2));
+    REQUIRE_OK(lt_ckpt_read_optim(st, &o2, ""));
     REQUIRE_OK(lt_ckpt_read_params(st, &m2.params, "best/", LT_CKPT_ALL, 0, snap2.data, snap2.buffers, snap2.counters));
     CHECK(same_state(&m, &m2));
     CHECK(!memcmp(o.state, o2.state, (size_t)o.n_state * sizeof(float)));
@@ -204,9 +204,26 @@ TEST(checkpoint_optimizer_and_prefixed_state_round_trip) {
     lt_optim o3;
     lt_optim_config sgd = lt_optim_config_sgd(0.9f, 0.0f, 0);
     REQUIRE_OK(lt_optim_init(&o3, &m2.params, &sgd));
-    CHECK(lt_ckpt_read_optim(st, &o3) == LT_ERR_FORMAT);
+    CHECK(lt_ckpt_read_optim(st, &o3, "") == LT_ERR_FORMAT);
     CHECK(strstr(lt_last_error(), "adam") != NULL);
     lt_optim_free(&o3);
+    /* no state under another role's prefix */
+    CHECK(lt_ckpt_read_optim(st, &o2, "role.x/") == LT_ERR_FORMAT);
+    CHECK(strstr(lt_last_error(), "role.x/optimizer state is for '(none)'") != NULL);
+    lt_safetensors_free(st);
+    /* a role's state under its prefix reads back there, and only there */
+    REQUIRE_OK(lt_ckpt_writer_new(&w));
+    CHECK_OK(lt_ckpt_writer_add_optim(w, &o, "role.x/"));
+    REQUIRE_OK(lt_ckpt_writer_commit(w, path));
+    REQUIRE_OK(lt_safetensors_load(path, &st));
+    CHECK(lt_safetensors_find(st, "role.x/optimizer/step/fc.weight") != NULL);
+    lt_optim o4;
+    REQUIRE_OK(lt_optim_init(&o4, &m2.params, &oc));
+    CHECK_OK(lt_ckpt_read_optim(st, &o4, "role.x/"));
+    CHECK(!memcmp(o.state, o4.state, (size_t)o.n_state * sizeof(float)));
+    CHECK(!memcmp(o.steps, o4.steps, (size_t)m.params.count * sizeof(int64_t)));
+    CHECK(lt_ckpt_read_optim(st, &o4, "") == LT_ERR_FORMAT);
+    lt_optim_free(&o4);
     lt_safetensors_free(st);
     lt_snapshot_free(&snap);
     lt_snapshot_free(&snap2);

@@ -854,7 +854,10 @@ TEST(io_config_syntax_errors_name_the_line) {
         {"[a]\njust text\n", "r.ini:2: expected 'key = value' or '[section]', got 'just text'"},
         {"[a]\n= 3\n", "r.ini:2: bad key ''"},
         {"[a]\nmy key = 3\n", "r.ini:2: bad key 'my key'"},
-        {"[a.b]\n", "r.ini:1: bad section name '[a.b]'"},
+        {"[a..b]\n", "r.ini:1: bad section name '[a..b]'"},
+        {"[.a]\n", "r.ini:1: bad section name '[.a]'"},
+        {"[a.]\n", "r.ini:1: bad section name '[a.]'"},
+        {"[a]\nx.y = 3\n", "r.ini:2: bad key 'x.y'"},
         {"[]\n", "r.ini:1: bad section name '[]'"},
         {"[a\n", "r.ini:1: missing ']'"},
         {"[a] x\n", "r.ini:1: unexpected text after ']'"},
@@ -983,6 +986,11 @@ TEST(io_config_overrides) {
     CHECK_EQ_INT(lt_config_set(c, "stage1.", "1"), LT_ERR_CONFIG);
     CHECK_EQ_INT(lt_config_set(c, "stage1.x", "a\nb"), LT_ERR_CONFIG);
     CHECK(strstr(lt_last_error(), "line break"));
+    /* a dotted section: the key is what follows the last dot */
+    CHECK_OK(lt_config_set(c, "model.expert.0.arch", "mlp"));
+    CHECK(lt_config_has(c, "model.expert.0", "arch"));
+    CHECK(!lt_config_has(c, "model", "expert.0.arch"));
+    CHECK_EQ_INT(lt_config_set(c, "model..arch", "mlp"), LT_ERR_CONFIG);
     lt_config_free(c);
 }
 

@@ -43,6 +43,59 @@ static void expect_recipe_error(const char *text, const char *const *sets, int n
 }
 #define EXPECT_RECIPE_ERROR(text, sets, n, a, b) expect_recipe_error(text, sets, n, a, b, __LINE__)
 
+/* [model.NAME]: a trained role is [model] with its section's keys replaced; a frozen
+ * [model.teacher] is model.teacher; the errors name the role's section and key. */
+TEST(recipe_model_roles) {
+    lt_recipe r;
+    const char *text = "[data]\ndataset = fmnist\n[model]\narch = resnet8\nwidth = 0.5\nbias_init = zero\n"
+                       "[model.twin]\ninit = w.safetensors\n[model.wide]\nwidth = 2\n[stage1]\nepochs = 1\n";
+    REQUIRE_OK(lt_recipe_parse(&r, text, "r.ini", NULL, 0));
+    CHECK_EQ_INT(r.n_roles, 2);
+    CHECK(!strcmp(r.roles[0].name, "twin") && !strcmp(r.roles[1].name, "wide"));
+    /* twin: [model] as it is, its own init */
+    CHECK(r.roles[0].model.arch == LT_ARCH_RESNET_CIFAR && r.roles[0].model.depth == 8);
+    CHECK_NEAR(r.roles[0].model.width, 0.5, 0);
+    CHECK(r.roles[0].init && !strcmp(r.roles[0].init, "w.safetensors") && r.roles[0].init_strict);
+    CHECK(!r.init);
+    /* wide: [model]'s arch and bias init, its own width */
+    CHECK(r.roles[1].model.arch == LT_ARCH_RESNET_CIFAR && r.roles[1].model.depth == 8);
+    CHECK_NEAR(r.roles[1].model.width, 2.0, 0);
+    CHECK(r.roles[1].model.fc_bias_init == LT_BIAS_INIT_ZERO);
+    CHECK(!r.roles[1].init);
+    CHECK(!r.teacher);
+    lt_recipe_free(&r);
+    /* an MLP role: hidden widths as given */
+    const char *mlp = "[data]\ndataset = fmnist\n[model]\narch = resnet8\n"
+                      "[model.small]\narch = mlp\nhidden = 64, 32\n[stage1]\nepochs = 1\n";
+    REQUIRE_OK(lt_recipe_parse(&r, mlp, "r.ini", NULL, 0));
+    CHECK_EQ_INT(r.roles[0].model.n_hidden, 2);
+    CHECK_EQ_INT(r.roles[0].model.hidden[0], 64);
+    CHECK_EQ_INT(r.roles[0].model.hidden[1], 32);
+    lt_model_config mc;
+    CHECK_OK(lt_recipe_role_model_config(&r, "small", 28, 28, 1, 10, &mc));
+    CHECK(mc.arch == LT_ARCH_MLP && mc.in_channels == 1 && mc.num_classes == 10 && mc.in_height == 28);
+    CHECK_EQ_INT(lt_recipe_role_model_config(&r, "nope", 28, 28, 1, 10, &mc), LT_ERR_CONFIG);
+    CHECK(strstr(lt_last_error(), "no trained role 'nope'"));
+    lt_recipe_free(&r);
+    /* [model.teacher] checkpoint = PATH is model.teacher = PATH */
+    const char *tch = "[data]\ndataset = fmnist\n[model.teacher]\ncheckpoint = t.safetensors\n"
+                      "[stage1]\nepochs = 1\nkd = 0.5\n";
+    REQUIRE_OK(lt_recipe_parse(&r, tch, "r.ini", NULL, 0));
+    CHECK(r.teacher && !strcmp(r.teacher, "t.safetensors") && r.n_roles == 0);
+    lt_recipe_free(&r);
+    const char *inherit_width = "[data]\ndataset = fmnist\n[model]\narch = mlp\nwidth = 0.5\n"
+                                "[model.small]\nhidden = 64\n[stage1]\nepochs = 1\n";
+    /* [model] width is inherited: with the role's hidden that is both ways at once */
+    EXPECT_RECIPE_ERROR(inherit_width, NULL, 0, "r.ini:7: model.small.hidden", "not both");
+    const char *two = "[data]\ndataset = fmnist\n[model]\nteacher = a.safetensors\n[model.teacher]\n"
+                      "checkpoint = b.safetensors\n[stage1]\nepochs = 1\nkd = 1\n";
+    EXPECT_RECIPE_ERROR(two, NULL, 0, "r.ini:6: model.teacher.checkpoint", "twice");
+    const char *sets[] = {"model.teacher.arch=mlp"};
+    EXPECT_RECIPE_ERROR(BASE_RECIPE, sets, 1, "[model.teacher]", "checkpoint = PATH");
+    const char *sets2[] = {"model.x.depth=3"};
+    EXPECT_RECIPE_ERROR(BASE_RECIPE, sets2, 1, "--set: model.x.depth", "mlp");
+}
+
 TEST(recipe_defaults_and_overrides) {
     lt_recipe r;
     const char *sets[] = {"stage1.epochs=2", "eval.groups = rank", "run.threads=1"};

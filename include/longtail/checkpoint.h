@@ -63,9 +63,10 @@ void lt_ckpt_writer_free(lt_ckpt_writer *w);   /* discards; NULL is a no-op */
 lt_status lt_ckpt_writer_add_params(lt_ckpt_writer *w, const lt_params *p, const char *prefix,
                                     unsigned what, const float *data, const float *buffers,
                                     const int64_t *counters);
-/* Adds the optimizer's state: `optimizer/<slot>/<name>` per weight and
- * `optimizer/step/<name>`, plus metadata `optimizer` = "sgd" / "adam" / "adamw". */
-lt_status lt_ckpt_writer_add_optim(lt_ckpt_writer *w, const lt_optim *o);
+/* Adds the optimizer's state: `<prefix>optimizer/<slot>/<name>` per weight and
+ * `<prefix>optimizer/step/<name>`, plus metadata `<prefix>optimizer` = "sgd" / "adam" /
+ * "adamw". prefix "" for the student; "role.NAME/" for another trained role. */
+lt_status lt_ckpt_writer_add_optim(lt_ckpt_writer *w, const lt_optim *o, const char *prefix);
 /* Adds one tensor (copied as is, no layout change). */
 lt_status lt_ckpt_writer_add_tensor(lt_ckpt_writer *w, const char *name, lt_dtype dtype, int ndim,
                                     const int64_t *shape, const void *data);
@@ -105,8 +106,8 @@ typedef struct lt_ckpt_import_report {
 } lt_ckpt_import_report;
 lt_status lt_ckpt_import(const lt_safetensors *st, lt_params *p, int strict, lt_ckpt_import_report *rep);
 
-/* Reads what lt_ckpt_writer_add_optim wrote into o (same parameters, same kind). */
-lt_status lt_ckpt_read_optim(const lt_safetensors *st, lt_optim *o);
+/* Reads what lt_ckpt_writer_add_optim wrote under prefix into o (same parameters, same kind). */
+lt_status lt_ckpt_read_optim(const lt_safetensors *st, lt_optim *o, const char *prefix);
 
 /* ---- architecture ---- */
 

@@ -160,6 +160,16 @@ typedef struct lt_stage_config {
     lt_epoch_select select;
 } lt_stage_config;
 
+/* A trained model role besides the student: a [model.NAME] section without checkpoint
+ * (recipe.c, read_roles; docs/recipes.md, model roles). */
+#define LT_MAX_ROLES 4
+typedef struct lt_role_spec {
+    char name[32];                       /* NAME of [model.NAME] */
+    lt_model_config model;               /* [model] with the section's keys replaced */
+    const char *init;                    /* its init checkpoint, or NULL */
+    int init_strict;
+} lt_role_spec;
+
 typedef struct lt_recipe {
     char name[128];                      /* file name without folder and .ini: names runs */
     lt_data_spec data;                   /* strings point into cfg */
@@ -176,7 +186,12 @@ typedef struct lt_recipe {
     lt_head_kind head;                   /* [model] head: linear, cosine, etf, lws */
     const char *init;                    /* [model] init: a checkpoint to start from, or NULL */
     int init_strict;                     /* [model] init_strict: every tensor must match (default) */
-    const char *teacher;                 /* [model] teacher: a frozen model's checkpoint, or NULL */
+    const char *teacher;                 /* the frozen teacher's checkpoint ([model] teacher or
+                                            [model.teacher] checkpoint), or NULL */
+    const char *teacher_sec, *teacher_key;   /* where it was given: model.teacher or
+                                                model.teacher.checkpoint */
+    lt_role_spec roles[LT_MAX_ROLES];    /* trained roles besides the student */
+    int n_roles;
     int n_stages;
     lt_stage_config stages[LT_MAX_STAGES];
     lt_group_spec groups;                /* Many / Medium / Few */
@@ -218,6 +233,10 @@ lt_status lt_recipe_load_data(const lt_recipe *r, lt_data *d);
 /* The model the recipe describes for images (h, w, c) and C classes. */
 lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w, int64_t c,
                                        int32_t num_classes);
+/* The same for trained role `role` ([model.NAME]; NULL: the student). LT_ERR_CONFIG when
+ * the recipe has no such role. */
+lt_status lt_recipe_role_model_config(const lt_recipe *r, const char *role, int64_t h, int64_t w, int64_t c,
+                                      int32_t num_classes, lt_model_config *out);
 /* Evaluation normalization (no crop or flip) and training augmentation; DATASET
  * normalization uses the training set's statistics. */
 lt_status lt_recipe_augment(const lt_recipe *r, const lt_dataset *train, lt_augment_config *aug);

@@ -207,8 +207,11 @@ int lt_cmd_eval(int argc, char **argv) {
     lt_augment_config norm;
     if (!s) s = lt_recipe_augment(&r, &d.train, &norm);
     if (!s) {
-        lt_model_config mc = lt_recipe_model_config(&r, d.train.h, d.train.w, d.train.c, d.train.n_classes);
-        if (lt_safetensors_metadata(st, "architecture")) {
+        /* a trained role's checkpoint (metadata `role`) is described by its [model.NAME] */
+        lt_model_config mc;
+        s = lt_recipe_role_model_config(&r, lt_safetensors_metadata(st, "role"), d.train.h, d.train.w, d.train.c,
+                                        d.train.n_classes, &mc);
+        if (!s && lt_safetensors_metadata(st, "architecture")) {
             /* the checkpoint says what it is; the recipe must describe the same network */
             s = lt_model_load_from(&m, st, ckpt);
             char a[48], b[48];
@@ -220,7 +223,7 @@ int lt_cmd_eval(int argc, char **argv) {
                              lt_head_kind_name(m.cfg.head), m.n_heads, (double)m.cfg.width, m.cfg.num_classes,
                              m.cfg.in_channels, from, a, lt_head_kind_name(mc.head), mc.heads > 1 ? mc.heads : 1,
                              (double)mc.width, mc.num_classes, mc.in_channels);
-        } else {
+        } else if (!s) {
             s = lt_model_init(&m, &mc, 0);
             if (!s) s = lt_ckpt_read_params(st, &m.params, "", LT_CKPT_ALL, 1, NULL, NULL, NULL);
         }

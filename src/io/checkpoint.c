@@ -210,24 +210,26 @@ static const char *slot_name(const lt_optim *o, int slot) {
     return slot == 0 ? "exp_avg" : "exp_avg_sq";
 }
 
-lt_status lt_ckpt_writer_add_optim(lt_ckpt_writer *w, const lt_optim *o) {
+lt_status lt_ckpt_writer_add_optim(lt_ckpt_writer *w, const lt_optim *o, const char *prefix) {
     if (w->err) return w->err;
     const lt_params *p = o->params;
-    char prefix[64];
+    char pre[160];
     for (int s = 0; s < o->n_slots; s++) {
-        snprintf(prefix, sizeof prefix, "optimizer/%s/", slot_name(o, s));
-        lt_status st = lt_ckpt_writer_add_params(w, p, prefix, LT_CKPT_WEIGHTS, o->state + (int64_t)s * p->n_data,
+        snprintf(pre, sizeof pre, "%soptimizer/%s/", prefix, slot_name(o, s));
+        lt_status st = lt_ckpt_writer_add_params(w, p, pre, LT_CKPT_WEIGHTS, o->state + (int64_t)s * p->n_data,
                                                  NULL, NULL);
         if (st) return st;
     }
+    snprintf(pre, sizeof pre, "%soptimizer/step/", prefix);
     for (int64_t i = 0; i < p->count; i++) {
         const lt_param *pe = &p->items[i];
         if (pe->kind != LT_PARAM_WEIGHT) continue;
-        wentry *e = push(w, "optimizer/step/", pe->t.name, LT_DT_I64, 0, NULL);
+        wentry *e = push(w, pre, pe->t.name, LT_DT_I64, 0, NULL);
         if (!e) return w->err;
         memcpy(e->data, &o->steps[i], sizeof(int64_t));
     }
-    return lt_ckpt_writer_add_meta(w, "optimizer", optim_kind_name(o->cfg.kind));
+    snprintf(pre, sizeof pre, "%soptimizer", prefix);
+    return lt_ckpt_writer_add_meta(w, pre, optim_kind_name(o->cfg.kind));
 }
 
 lt_status lt_ckpt_writer_add_tensor(lt_ckpt_writer *w, const char *name, lt_dtype dtype, int ndim,
@@ -444,11 +446,13 @@ lt_status lt_ckpt_import(const lt_safetensors *st, lt_params *p, int strict, lt_
     return LT_OK;
 }
 
-lt_status lt_ckpt_read_optim(const lt_safetensors *st, lt_optim *o) {
+lt_status lt_ckpt_read_optim(const lt_safetensors *st, lt_optim *o, const char *prefix) {
     const char *path = lt_safetensors_path(st);
-    const char *kind = lt_safetensors_metadata(st, "optimizer");
+    char pre[160];
+    snprintf(pre, sizeof pre, "%soptimizer", prefix);
+    const char *kind = lt_safetensors_metadata(st, pre);
     if (!kind || strcmp(kind, optim_kind_name(o->cfg.kind)) != 0)
-        return lt_error(LT_ERR_FORMAT, "%s: optimizer state is for '%s', the stage uses '%s'", path,
+        return lt_error(LT_ERR_FORMAT, "%s: %s state is for '%s', the stage uses '%s'", path, pre,
                         kind ? kind : "(none)", optim_kind_name(o->cfg.kind));
     lt_params *p = o->params;
     /* Check the step counters first (the slot reads below check themselves before copying). */
@@ -456,15 +460,14 @@ lt_status lt_ckpt_read_optim(const lt_safetensors *st, lt_optim *o) {
         const lt_param *pe = &p->items[i];
         if (pe->kind != LT_PARAM_WEIGHT) continue;
         char name[512];
-        snprintf(name, sizeof name, "optimizer/step/%s", pe->t.name);
+        snprintf(name, sizeof name, "%soptimizer/step/%s", prefix, pe->t.name);
         const lt_st_entry *e = lt_safetensors_find(st, name);
         if (!e || e->dtype != LT_DT_I64 || e->numel != 1)
             return lt_error(LT_ERR_FORMAT, "%s: tensor '%s' missing or not an I64 scalar", path, name);
     }
-    char prefix[64];
     for (int s = 0; s < o->n_slots; s++) {
-        snprintf(prefix, sizeof prefix, "optimizer/%s/", slot_name(o, s));
-        lt_status r = lt_ckpt_read_params(st, p, prefix, LT_CKPT_WEIGHTS, 0, o->state + (int64_t)s * p->n_data,
+        snprintf(pre, sizeof pre, "%soptimizer/%s/", prefix, slot_name(o, s));
+        lt_status r = lt_ckpt_read_params(st, p, pre, LT_CKPT_WEIGHTS, 0, o->state + (int64_t)s * p->n_data,
                                           NULL, NULL);
         if (r) return r;
     }
@@ -472,7 +475,7 @@ lt_status lt_ckpt_read_optim(const lt_safetensors *st, lt_optim *o) {
         const lt_param *pe = &p->items[i];
         if (pe->kind != LT_PARAM_WEIGHT) continue;
         char name[512];
-        snprintf(name, sizeof name, "optimizer/step/%s", pe->t.name);
+        snprintf(name, sizeof name, "%soptimizer/step/%s", prefix, pe->t.name);
         memcpy(&o->steps[i], lt_safetensors_data(st, lt_safetensors_find(st, name)), sizeof(int64_t));
     }
     return LT_OK;

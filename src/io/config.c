@@ -60,11 +60,14 @@ static char *dup_range(const char *s, size_t n) {
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
+/* Letters, digits, '_' and '-'; a section name may also have '.' between such runs
+ * ([model.teacher]), a key may not, so `--set a.b.c=v` is section a.b, key c. */
 static int valid_name(const char *s, size_t n, int allow_dot) {
     if (n == 0) return 0;
     for (size_t k = 0; k < n; k++) {
         unsigned char c = (unsigned char)s[k];
-        if (!(isalnum(c) || c == '_' || c == '-' || (allow_dot && c == '.'))) return 0;
+        int dot_ok = allow_dot && c == '.' && k > 0 && k + 1 < n && s[k - 1] != '.';
+        if (!(isalnum(c) || c == '_' || c == '-' || dot_ok)) return 0;
     }
     return 1;
 }
@@ -130,12 +133,13 @@ const char *lt_config_name(const lt_config *cfg) { return cfg->name; }
 static lt_status line_fail(const lt_config *cfg, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static lt_status line_fail(const lt_config *cfg, int line, const char *fmt, ...) {
-    char msg[512];
+    char at[300];
+    snprintf(at, sizeof at, "%s:%d", cfg->name, line);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lt_status s = lt_errorv(LT_ERR_CONFIG, at, fmt, ap);
     va_end(ap);
-    return lt_error(LT_ERR_CONFIG, "%s:%d: %s", cfg->name, line, msg);
+    return s;
 }
 
 /* Value text after '=' (s[0..n)) → the value: a "quoted" value runs to the last quote on
@@ -178,8 +182,9 @@ static lt_status parse_line(lt_config *cfg, int lineno, const char *s, size_t n,
         while (rest < end && is_space(*rest)) rest++;
         if (rest < end && *rest != '#' && *rest != ';')
             return LINE_FAIL("unexpected text after ']': '%.*s'", (int)(end - rest), rest);
-        if (!valid_name(name, nn, 0))
-            return LINE_FAIL("bad section name '[%.*s]' (letters, digits, '_' and '-' only)", (int)nn, name);
+        if (!valid_name(name, nn, 1))
+            return LINE_FAIL("bad section name '[%.*s]' (letters, digits, '_' and '-', parts joined by '.')", (int)nn,
+                             name);
         for (int64_t i = 0; i < cfg->n_sec; i++)
             if (strlen(cfg->sec[i].name) == nn && !memcmp(cfg->sec[i].name, name, nn))
                 return LINE_FAIL("duplicate section [%.*s] (first at line %d)", (int)nn, name, cfg->sec[i].line);
@@ -191,8 +196,8 @@ static lt_status parse_line(lt_config *cfg, int lineno, const char *s, size_t n,
     if (!eq) return LINE_FAIL("expected 'key = value' or '[section]', got '%.*s'", (int)(n > 80 ? 80 : n), s);
     size_t kn = (size_t)(eq - s);
     while (kn && is_space(s[kn - 1])) kn--;
-    if (!valid_name(s, kn, 1))
-        return LINE_FAIL("bad key '%.*s' (letters, digits, '_', '-' and '.' only)", (int)kn, s);
+    if (!valid_name(s, kn, 0))
+        return LINE_FAIL("bad key '%.*s' (letters, digits, '_' and '-' only)", (int)kn, s);
     if (!*cur_section) return LINE_FAIL("key '%.*s' before any [section]", (int)kn, s);
     const char *v = NULL;
     size_t vn = 0;
@@ -245,8 +250,8 @@ lt_status lt_config_load(const char *path, lt_config **out) {
 /* ---- overrides ---- */
 
 lt_status lt_config_set(lt_config *cfg, const char *dotted_key, const char *value) {
-    const char *dot = strchr(dotted_key, '.');
-    if (!dot || !valid_name(dotted_key, (size_t)(dot - dotted_key), 0) || !valid_name(dot + 1, strlen(dot + 1), 1))
+    const char *dot = strrchr(dotted_key, '.');
+    if (!dot || !valid_name(dotted_key, (size_t)(dot - dotted_key), 1) || !valid_name(dot + 1, strlen(dot + 1), 0))
         return lt_error(LT_ERR_CONFIG, "--set %s: expected section.key (letters, digits, '_', '-')", dotted_key);
     if (strpbrk(value, "\r\n")) return lt_error(LT_ERR_CONFIG, "--set %s: the value has a line break", dotted_key);
     char section[128];

@@ -98,65 +98,71 @@ static void read_data(lt_mt_reader *rd) {
         rd->st = lt_mt_bad(r, S, "train_list", "dataset = list needs a train_list file");
 }
 
-/* [model]: the architecture (a registry name, lt_arch_parse) and the keys that apply to it:
- * width (a channel multiplier for the ResNets; for mlp the hidden width in units of 512),
- * stem (torchvision ResNets), hidden or depth (mlp); head, heads, bias_init; init and
- * init_strict (weights to start from); teacher (a frozen model that the KD loss consults). */
-static void read_model(lt_mt_reader *rd) {
+/* The section a [model] key is read from: S when S gives it, else F (a role's section
+ * falls back to [model]); F NULL: S. */
+static const char *key_sec(const lt_mt_reader *rd, const char *S, const char *F, const char *key) {
+    return F && !lt_config_has(rd->r->cfg, S, key) ? F : S;
+}
+
+/* The architecture keys of section S (a registry name, lt_arch_parse, and the keys that
+ * apply to it: width (a channel multiplier for the ResNets; for mlp the hidden width in
+ * units of 512), stem (torchvision ResNets), hidden or depth (mlp); head, heads,
+ * bias_init) into *mc; a key S does not give is read from F (NULL: its default). *depth
+ * gets the depth as named (a ResNet's, or mlp's depth key before hidden replaces it). */
+static void read_arch(lt_mt_reader *rd, const char *S, const char *F, lt_model_config *mc, int *depth) {
     lt_recipe *r = rd->r;
-    const char *S = "model";
-    lt_config_has_section(r->cfg, S);
-    const char *arch = lt_mt_get_str(rd, S, "arch", "resnet32");
+#define KS(key) key_sec(rd, S, F, key)
+    const char *arch = lt_mt_get_str(rd, KS("arch"), "arch", "resnet32");
     if (rd->st) return;
-    lt_model_config *mc = &r->model;
     *mc = lt_model_config_resnet(32, 3, 32, 32, 2);
     if (lt_arch_parse(arch, mc)) {
-        rd->st = lt_mt_bad(r, S, "arch", "%s", lt_last_error());
+        rd->st = lt_mt_bad(r, KS("arch"), "arch", "%s", lt_last_error());
         return;
     }
     int cifar = mc->arch == LT_ARCH_RESNET_CIFAR || mc->arch == LT_ARCH_RESNET_CIFAR_NOBN;
     if (cifar && (mc->depth < 8 || (mc->depth - 2) % 6 != 0)) {
-        rd->st = lt_mt_bad(r, S, "arch", "a CIFAR ResNet has depth 6n+2 (resnet8, resnet20, resnet32, resnet44, resnet56), "
-                     "got '%s'", arch);
+        rd->st = lt_mt_bad(r, KS("arch"), "arch", "a CIFAR ResNet has depth 6n+2 (resnet8, resnet20, resnet32, resnet44, "
+                           "resnet56), got '%s'", arch);
         return;
     }
-    if (mc->arch != LT_ARCH_RESNET && lt_config_has(r->cfg, S, "stem")) {
-        rd->st = lt_mt_bad(r, S, "stem", "only used with the torchvision ResNets (arch = resnet18, resnet34, resnet50)");
+    if (mc->arch != LT_ARCH_RESNET && lt_config_has(r->cfg, KS("stem"), "stem")) {
+        rd->st = lt_mt_bad(r, KS("stem"), "stem", "only used with the torchvision ResNets (arch = resnet18, resnet34, resnet50)");
         return;
     }
     static const char *const mlp_keys[] = {"hidden", "depth"};
     for (int k = 0; k < 2; k++)
-        if (mc->arch != LT_ARCH_MLP && lt_config_has(r->cfg, S, mlp_keys[k])) {
-            rd->st = lt_mt_bad(r, S, mlp_keys[k], "only used with arch = mlp (a ResNet's depth is in its name, e.g. resnet32)");
+        if (mc->arch != LT_ARCH_MLP && lt_config_has(r->cfg, KS(mlp_keys[k]), mlp_keys[k])) {
+            rd->st = lt_mt_bad(r, KS(mlp_keys[k]), mlp_keys[k],
+                               "only used with arch = mlp (a ResNet's depth is in its name, e.g. resnet32)");
             return;
         }
-    r->depth = mc->depth;
-    r->width = (float)lt_mt_get_num(rd, S, "width", 1.0, 1.0 / 16.0, 64.0, 0);
-    mc->width = r->width;
+    *depth = mc->depth;
+    mc->width = (float)lt_mt_get_num(rd, KS("width"), "width", 1.0, 1.0 / 16.0, 64.0, 0);
     if (mc->arch == LT_ARCH_RESNET) {
         static const char *const stems[] = {"imagenet", "cifar"};
         static const int stem_v[] = {LT_STEM_IMAGENET, LT_STEM_CIFAR};
-        mc->stem = (lt_stem)lt_mt_get_enum(rd, S, "stem", "imagenet", stems, stem_v, 2);
+        mc->stem = (lt_stem)lt_mt_get_enum(rd, KS("stem"), "stem", "imagenet", stems, stem_v, 2);
     }
     if (mc->arch == LT_ARCH_MLP) {
         int64_t nh = 0;
         double hv[LT_MAX_HIDDEN + 1];
-        if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, S, "hidden", hv, LT_MAX_HIDDEN + 1, &nh);
+        if (!rd->st) rd->st = lt_config_get_float_list(r->cfg, KS("hidden"), "hidden", hv, LT_MAX_HIDDEN + 1, &nh);
         if (rd->st) return;
-        int64_t depth = lt_mt_get_int(rd, S, "depth", 2, 0, LT_MAX_HIDDEN);
+        int64_t depth_k = lt_mt_get_int(rd, KS("depth"), "depth", 2, 0, LT_MAX_HIDDEN);
         if (rd->st) return;
         if (nh > LT_MAX_HIDDEN) {
-            rd->st = lt_mt_bad(r, S, "hidden", "more than %d hidden layers", LT_MAX_HIDDEN);
+            rd->st = lt_mt_bad(r, KS("hidden"), "hidden", "more than %d hidden layers", LT_MAX_HIDDEN);
             return;
         }
         if (nh > 0) {
-            if (lt_config_has(r->cfg, S, "depth") || lt_config_has(r->cfg, S, "width")) {
-                rd->st = lt_mt_bad(r, S, "hidden", "give either hidden = W1,W2,... or depth and width, not both");
+            if (lt_config_has(r->cfg, KS("depth"), "depth") || lt_config_has(r->cfg, KS("width"), "width")) {
+                rd->st = lt_mt_bad(r, KS("hidden"), "hidden", "give either hidden = W1,W2,... or depth and width, not both");
                 return;
             }
             for (int64_t k = 0; k < nh; k++) {
                 if (!(hv[k] >= 1 && hv[k] <= 65536 && hv[k] == floor(hv[k]))) {
-                    rd->st = lt_mt_bad(r, S, "hidden", "item %lld: expected an integer in [1, 65536], got %g", (long long)k + 1, hv[k]);
+                    rd->st = lt_mt_bad(r, KS("hidden"), "hidden", "item %lld: expected an integer in [1, 65536], got %g",
+                                       (long long)k + 1, hv[k]);
                     return;
                 }
                 mc->hidden[k] = (int)hv[k];
@@ -164,28 +170,122 @@ static void read_model(lt_mt_reader *rd) {
             mc->n_hidden = (int)nh;
         } else {
             /* depth hidden layers of lround(512 * width) units (2 x 512 by default) */
-            mc->n_hidden = (int)depth;
-            for (int k = 0; k < mc->n_hidden; k++) mc->hidden[k] = (int)fmax(1.0, (double)lround(512.0 * r->width));
+            mc->n_hidden = (int)depth_k;
+            for (int k = 0; k < mc->n_hidden; k++) mc->hidden[k] = (int)fmax(1.0, (double)lround(512.0 * mc->width));
         }
         mc->depth = mc->n_hidden;
     }
     static const char *const bi[] = {"torch", "zero"};
     static const int bi_v[] = {LT_BIAS_INIT_TORCH, LT_BIAS_INIT_ZERO};
-    r->bias_init = (lt_bias_init)lt_mt_get_enum(rd, S, "bias_init", "torch", bi, bi_v, 2);
-    mc->fc_bias_init = r->bias_init;
+    mc->fc_bias_init = (lt_bias_init)lt_mt_get_enum(rd, KS("bias_init"), "bias_init", "torch", bi, bi_v, 2);
     static const char *const heads[] = {"linear", "cosine", "etf", "lws"};
     static const int head_v[] = {LT_HEAD_LINEAR, LT_HEAD_COSINE, LT_HEAD_ETF, LT_HEAD_LWS};
-    r->head = (lt_head_kind)lt_mt_get_enum(rd, S, "head", "linear", heads, head_v, 4);
-    mc->head = r->head;
-    mc->heads = (int)lt_mt_get_int(rd, S, "heads", 1, 1, LT_MAX_HEADS);
-    r->init = lt_mt_get_str(rd, S, "init", NULL);
-    if (!rd->st && r->init && !r->init[0]) rd->st = lt_mt_bad(r, S, "init", "expected a checkpoint path, got an empty value");
-    r->init_strict = lt_mt_get_bool(rd, S, "init_strict", 1);
-    if (!rd->st && !r->init && lt_config_has(r->cfg, S, "init_strict"))
-        rd->st = lt_mt_bad(r, S, "init_strict", "only used with model.init");
+    mc->head = (lt_head_kind)lt_mt_get_enum(rd, KS("head"), "head", "linear", heads, head_v, 4);
+    mc->heads = (int)lt_mt_get_int(rd, KS("heads"), "heads", 1, 1, LT_MAX_HEADS);
+#undef KS
+}
+
+/* init (a checkpoint to start from) and init_strict of section S. */
+static void read_init(lt_mt_reader *rd, const char *S, const char **init, int *strict) {
+    *init = lt_mt_get_str(rd, S, "init", NULL);
+    if (!rd->st && *init && !(*init)[0]) rd->st = lt_mt_bad(rd->r, S, "init", "expected a checkpoint path, got an empty value");
+    *strict = lt_mt_get_bool(rd, S, "init_strict", 1);
+    if (!rd->st && !*init && lt_config_has(rd->r->cfg, S, "init_strict"))
+        rd->st = lt_mt_bad(rd->r, S, "init_strict", "only used with %s.init", S);
+}
+
+/* [model]: the student's architecture (read_arch), init and init_strict (weights to start
+ * from), teacher (a frozen model that the KD loss consults). */
+static void read_model(lt_mt_reader *rd) {
+    lt_recipe *r = rd->r;
+    const char *S = "model";
+    lt_config_has_section(r->cfg, S);
+    read_arch(rd, S, NULL, &r->model, &r->depth);
+    if (rd->st) return;
+    r->width = r->model.width;
+    r->bias_init = r->model.fc_bias_init;
+    r->head = r->model.head;
+    read_init(rd, S, &r->init, &r->init_strict);
     r->teacher = lt_mt_get_str(rd, S, "teacher", NULL);
     if (!rd->st && r->teacher && !r->teacher[0])
         rd->st = lt_mt_bad(r, S, "teacher", "expected a checkpoint path, got an empty value");
+    r->teacher_sec = S;
+    r->teacher_key = "teacher";
+}
+
+/* [model.NAME] sections: more model roles. With `checkpoint = PATH` the role is frozen and
+ * rebuilt from that file alone; [model.teacher] is the one a method consults today (the
+ * KD term), the same as [model] teacher = PATH. Without it the role is trained beside the
+ * student: [model]'s architecture with the keys the section gives replaced (arch, width,
+ * stem, hidden, depth, bias_init), its own init / init_strict, its own initialization
+ * draw, optimizer, best-epoch selection and stageK.NAME.safetensors; every stage trains it
+ * on the same batches with the same settings and method rows as the student. */
+static void read_roles(lt_mt_reader *rd) {
+    lt_recipe *r = rd->r;
+    for (int64_t i = 0; i < lt_config_section_count(r->cfg) && !rd->st; i++) {
+        const char *sec = lt_config_section_name(r->cfg, i);
+        if (strncmp(sec, "model.", 6) != 0) continue;
+        const char *name = sec + 6;
+        char w[300];
+        if (!strcmp(name, "student")) {
+            rd->st = lt_error(LT_ERR_CONFIG, "%s: [%s]: the student is [model] itself",
+                              lt_recipe_where(r, sec, NULL, w, sizeof w), sec);
+            return;
+        }
+        if (strlen(name) >= sizeof r->roles[0].name) {
+            rd->st = lt_error(LT_ERR_CONFIG, "%s: [%s]: a role name has at most %zu characters",
+                              lt_recipe_where(r, sec, NULL, w, sizeof w), sec, sizeof r->roles[0].name - 1);
+            return;
+        }
+        const char *ck = lt_mt_get_str(rd, sec, "checkpoint", NULL);
+        if (rd->st) return;
+        if (ck) {
+            if (!ck[0]) {
+                rd->st = lt_mt_bad(r, sec, "checkpoint", "expected a checkpoint path, got an empty value");
+                return;
+            }
+            if (strcmp(name, "teacher") != 0) {
+                rd->st = lt_mt_bad(r, sec, "checkpoint", "no method consults a frozen role '%s' (the KD term consults "
+                                   "[model.teacher])", name);
+                return;
+            }
+            if (r->teacher) {
+                rd->st = lt_mt_bad(r, sec, "checkpoint", "the teacher is given twice (also as model.teacher)");
+                return;
+            }
+            r->teacher = ck;
+            r->teacher_sec = sec;
+            r->teacher_key = "checkpoint";
+            continue;
+        }
+        if (!strcmp(name, "teacher")) {
+            rd->st = lt_error(LT_ERR_CONFIG, "%s: [%s]: the teacher role is frozen: give checkpoint = PATH",
+                              lt_recipe_where(r, sec, NULL, w, sizeof w), sec);
+            return;
+        }
+        if (r->n_roles == LT_MAX_ROLES) {
+            rd->st = lt_error(LT_ERR_CONFIG, "%s: [%s]: at most %d trained roles besides the student",
+                              lt_recipe_where(r, sec, NULL, w, sizeof w), sec, LT_MAX_ROLES);
+            return;
+        }
+        lt_role_spec *ro = &r->roles[r->n_roles];
+        memset(ro, 0, sizeof *ro);
+        snprintf(ro->name, sizeof ro->name, "%s", name);
+        int depth = 0;
+        read_arch(rd, sec, "model", &ro->model, &depth);
+        read_init(rd, sec, &ro->init, &ro->init_strict);
+        if (rd->st) return;
+        /* The stages' losses and classifier steps were checked against [model]'s head. */
+        static const char *const head_keys[] = {"head", "heads"};
+        for (int k = 0; k < 2; k++)
+            if (lt_config_has(r->cfg, sec, head_keys[k]) &&
+                (ro->model.head != r->model.head || ro->model.heads != r->model.heads)) {
+                rd->st = lt_mt_bad(r, sec, head_keys[k], "a trained role has [model]'s classifier (the stages' losses "
+                                   "are chosen for it)");
+                return;
+            }
+        r->n_roles++;
+    }
 }
 
 /* A copy of p[0..n) that the recipe owns (freed with it); NULL (rd->st set) when out of memory. */
@@ -555,6 +655,7 @@ lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, cons
     lt_mt_reader rd = {r, LT_OK};
     read_data(&rd);
     read_model(&rd);
+    read_roles(&rd);
     /* Stages: [stage1], [stage2], ... without gaps. */
     int n_stages = 0;
     while (!rd.st && n_stages < LT_MAX_STAGES) {
@@ -576,7 +677,7 @@ lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, cons
             rd.st = lt_mt_bad(r, st->name, key, "works on one classifier; the model has [model] heads = %d", r->model.heads);
     }
     if (!rd.st && r->teacher && !uses_kd)
-        rd.st = lt_mt_bad(r, "model", "teacher", "no stage distills from it (set kd > 0 in a stage)");
+        rd.st = lt_mt_bad(r, r->teacher_sec, r->teacher_key, "no stage distills from it (set kd > 0 in a stage)");
     read_eval(&rd);
     read_run(&rd);
     s = rd.st;
@@ -685,6 +786,24 @@ lt_model_config lt_recipe_model_config(const lt_recipe *r, int64_t h, int64_t w,
     m.in_width = (int)w;
     m.num_classes = num_classes;
     return m;
+}
+
+lt_status lt_recipe_role_model_config(const lt_recipe *r, const char *role, int64_t h, int64_t w, int64_t c,
+                                      int32_t num_classes, lt_model_config *out) {
+    *out = lt_recipe_model_config(r, h, w, c, num_classes);
+    if (!role) return LT_OK;
+    for (int i = 0; i < r->n_roles; i++)
+        if (!strcmp(r->roles[i].name, role)) {
+            lt_model_config m = r->roles[i].model;
+            m.in_channels = out->in_channels;
+            m.in_height = out->in_height;
+            m.in_width = out->in_width;
+            m.num_classes = out->num_classes;
+            *out = m;
+            return LT_OK;
+        }
+    return lt_error(LT_ERR_CONFIG, "%s: no trained role '%s' (a [model.%s] section without checkpoint)",
+                    lt_config_name(r->cfg), role, role);
 }
 
 lt_status lt_recipe_augment(const lt_recipe *r, const lt_dataset *train, lt_augment_config *aug) {

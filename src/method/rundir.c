@@ -26,6 +26,20 @@ static lt_status write_progress_json(const trainer *t, int finished, char **out)
     lt_jw_key(&w, "best_val_top1"); lt_jw_double(&w, t->ps.best_epoch >= 0 ? t->ps.best_val : NAN);
     lt_jw_key(&w, "log_lines"); lt_jw_int(&w, t->ps.log_lines);
     lt_jw_key(&w, "finished"); lt_jw_bool(&w, finished);
+    if (t->n_roles > 0) {
+        /* each trained role's best-epoch bookkeeping, in recipe order */
+        lt_jw_key(&w, "roles");
+        lt_jw_begin_array(&w);
+        for (int i = 0; i < t->n_roles; i++) {
+            lt_jw_begin_object(&w);
+            lt_jw_key(&w, "name"); lt_jw_string(&w, t->roles[i].spec->name);
+            lt_jw_key(&w, "best_epoch"); lt_jw_int(&w, t->roles[i].best_epoch + 1);
+            lt_jw_key(&w, "best_val_top1");
+            lt_jw_double(&w, t->roles[i].best_epoch >= 0 ? t->roles[i].best_val : NAN);
+            lt_jw_end_object(&w);
+        }
+        lt_jw_end_array(&w);
+    }
     lt_jw_end_object(&w);
     const char *text;
     int64_t n;
@@ -38,7 +52,7 @@ static lt_status write_progress_json(const trainer *t, int finished, char **out)
     return s;
 }
 
-static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w);
+static lt_status add_model_meta(trainer *t, const lt_model *m, lt_ckpt_writer *w);
 
 /* last.safetensors: the whole state a resumed run needs (see the top of this file). */
 lt_status lt_mt_save_resume(trainer *t) {
@@ -50,12 +64,22 @@ lt_status lt_mt_save_resume(trainer *t) {
     s = lt_ckpt_writer_new(&w);
     if (s) { lt_free(progress); return s; }
     lt_ckpt_writer_add_params(w, &t->model.params, "", LT_CKPT_ALL, NULL, NULL, NULL);
-    if (!t->ps.stage_done && t->have_optim) lt_ckpt_writer_add_optim(w, &t->optim);
+    if (!t->ps.stage_done && t->have_optim) lt_ckpt_writer_add_optim(w, &t->optim, "");
     if (!t->ps.stage_done && t->ps.best_epoch >= 0)
         lt_ckpt_writer_add_params(w, &t->model.params, "best/", LT_CKPT_ALL, t->best.data, t->best.buffers,
                                   t->best.counters);
+    for (int i = 0; i < t->n_roles; i++) {
+        const lt_mt_role *ro = &t->roles[i];
+        char best[64];
+        snprintf(best, sizeof best, "%sbest/", ro->prefix);
+        lt_ckpt_writer_add_params(w, &ro->model.params, ro->prefix, LT_CKPT_ALL, NULL, NULL, NULL);
+        if (!t->ps.stage_done && ro->have_optim) lt_ckpt_writer_add_optim(w, &ro->optim, ro->prefix);
+        if (!t->ps.stage_done && ro->best_epoch >= 0)
+            lt_ckpt_writer_add_params(w, &ro->model.params, best, LT_CKPT_ALL, ro->best.data, ro->best.buffers,
+                                      ro->best.counters);
+    }
     lt_ckpt_writer_add_meta(w, "format", "longtail-resume-1");
-    s = add_model_meta(t, w);
+    s = add_model_meta(t, &t->model, w);
     if (s) {
         lt_free(progress);
         lt_ckpt_writer_free(w);
@@ -67,6 +91,12 @@ lt_status lt_mt_save_resume(trainer *t) {
         char rad[40];
         snprintf(rad, sizeof rad, "%.17g", t->ms.maxnorm_r);
         lt_ckpt_writer_add_meta(w, "maxnorm_radius", rad);
+        for (int i = 0; i < t->n_roles; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "%smaxnorm_radius", t->roles[i].prefix);
+            snprintf(rad, sizeof rad, "%.17g", t->roles[i].ms.maxnorm_r);
+            lt_ckpt_writer_add_meta(w, key, rad);
+        }
     }
     for (int k = 0; k < t->r->n_stages; k++)
         if (t->stage_json[k]) {
@@ -97,11 +127,11 @@ static void csv_floats(char *buf, size_t n, const float *v, int64_t c) {
 }
 
 /* Metadata that describes the model (to rebuild it, normalize its inputs, reproduce it). */
-static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w) {
+static lt_status add_model_meta(trainer *t, const lt_model *m, lt_ckpt_writer *w) {
     char *recipe = NULL;
     lt_status s = lt_recipe_to_string(t->r, &recipe);
     if (s) return s;
-    const lt_model_config *mc = &t->model.cfg;
+    const lt_model_config *mc = &m->cfg;
     char arch[32], depth[16], width[32], ncls[16], h[16], w_[16], c[16], seed[32], mean[160], std[160];
     lt_arch_name(mc, arch, sizeof arch);
     snprintf(depth, sizeof depth, "%d", mc->depth);
@@ -119,7 +149,7 @@ static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w) {
                           "normalize_std", std, "seed", seed, "recipe", recipe, "longtail", LT_VERSION};
     for (size_t k = 0; k + 1 < sizeof meta / sizeof meta[0] && !s; k += 2) s = lt_ckpt_writer_add_meta(w, meta[k], meta[k + 1]);
     char *arch_json = NULL;
-    if (!s) s = lt_model_arch_json(&t->model, &arch_json);
+    if (!s) s = lt_model_arch_json(m, &arch_json);
     if (!s) s = lt_ckpt_writer_add_meta(w, "architecture", arch_json);
     lt_free(arch_json);
     lt_free(recipe);
@@ -127,28 +157,32 @@ static lt_status add_model_meta(trainer *t, lt_ckpt_writer *w) {
 }
 
 /* stageK.safetensors: the model with what is needed to rebuild and use it. */
-lt_status lt_mt_save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch) {
+lt_status lt_mt_save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch, const lt_mt_role *ro) {
+    const lt_model *m = ro ? &ro->model : &t->model;
+    const lt_mt_stage *ms = ro ? &ro->ms : &t->ms;
     lt_ckpt_writer *w;
     lt_status s = lt_ckpt_writer_new(&w);
     if (s) return s;
-    char stage[16], sel[24], name[32];
+    char stage[16], sel[24], name[64];
     snprintf(stage, sizeof stage, "%d", k + 1);
     snprintf(sel, sizeof sel, "%lld", (long long)selected_epoch + 1);
-    snprintf(name, sizeof name, "stage%d.safetensors", k + 1);
+    if (ro) snprintf(name, sizeof name, "stage%d.%s.safetensors", k + 1, ro->spec->name);
+    else snprintf(name, sizeof name, "stage%d.safetensors", k + 1);
     s = lt_ckpt_writer_add_meta(w, "format", "longtail-model-1");
-    if (!s) s = add_model_meta(t, w);
+    if (!s) s = add_model_meta(t, m, w);
+    if (!s && ro) s = lt_ckpt_writer_add_meta(w, "role", ro->spec->name);
     if (!s) s = lt_ckpt_writer_add_meta(w, "stage", stage);
     if (!s) s = lt_ckpt_writer_add_meta(w, "selected_epoch", sel);
-    if (!s && t->ms.ph_kind != LT_POSTHOC_NONE) {
+    if (!s && ms->ph_kind != LT_POSTHOC_NONE) {
         /* The weights are the trained model; the transform its final evaluation used is
          * recorded beside them (docs/recipes.md, post-hoc transforms). */
         char tau[40];
-        snprintf(tau, sizeof tau, "%.17g", t->ms.ph_tau);
-        s = lt_ckpt_writer_add_meta(w, "posthoc", lt_posthoc_name(t->ms.ph_kind));
+        snprintf(tau, sizeof tau, "%.17g", ms->ph_tau);
+        s = lt_ckpt_writer_add_meta(w, "posthoc", lt_posthoc_name(ms->ph_kind));
         if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_tau", tau);
         if (!s) s = lt_ckpt_writer_add_meta(w, "posthoc_bias", t->r->stages[k].posthoc_drop_bias ? "drop" : "keep");
     }
-    if (!s) s = lt_ckpt_writer_add_params(w, &t->model.params, "", LT_CKPT_ALL, NULL, NULL, NULL);
+    if (!s) s = lt_ckpt_writer_add_params(w, &m->params, "", LT_CKPT_ALL, NULL, NULL, NULL);
     if (s) {
         lt_ckpt_writer_free(w);
         return s;
@@ -252,7 +286,25 @@ lt_status lt_mt_read_resume(trainer *t, lt_safetensors **out) {
     const lt_json *sd = lt_json_get(j, "stage_done");
     int stage_done = sd && sd->type == LT_JSON_BOOL ? sd->boolean : -1;
     t->ps.best_val = lt_json_number(lt_json_get(j, "best_val_top1"), NAN);
+    /* the trained roles' bookkeeping: one entry per role of the recipe, same names */
+    const lt_json *roles = lt_json_get(j, "roles");
+    int64_t n_roles = roles && roles->type == LT_JSON_ARRAY ? roles->n : 0;
+    int roles_ok = n_roles == t->n_roles && (t->n_roles == 0 || roles->type == LT_JSON_ARRAY);
+    for (int i = 0; i < t->n_roles && roles_ok; i++) {
+        const lt_json *e = lt_json_at(roles, i);
+        const char *nm = lt_json_string(lt_json_get(e, "name"), NULL);
+        double rb = lt_json_number(lt_json_get(e, "best_epoch"), -1);
+        roles_ok = nm && !strcmp(nm, t->roles[i].spec->name) && rb >= 0;
+        t->roles[i].best_epoch = (int64_t)rb - 1;
+        t->roles[i].best_val = lt_json_number(lt_json_get(e, "best_val_top1"), NAN);
+    }
     lt_json_free(j);
+    if (!roles_ok) {
+        s = lt_error(LT_ERR_FORMAT, "%s: the resume state's trained roles are not the recipe's %d ([model.NAME] sections)",
+                     path, t->n_roles);
+        lt_safetensors_free(st);
+        return s;
+    }
     if (seed != (double)t->seed || !(stage >= 1 && stage <= t->r->n_stages) || stage_done < 0 || !(ed >= 0) ||
         !(lb >= 0) || !(be >= 0)) {
         s = lt_error(LT_ERR_FORMAT, "%s: progress %s does not fit this run (seed %llu, %d stages)", path, prog,
@@ -276,6 +328,18 @@ lt_status lt_mt_read_resume(trainer *t, lt_safetensors **out) {
         }
         t->ms.maxnorm_r = v;
     }
+    for (int i = 0; i < t->n_roles; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%smaxnorm_radius", t->roles[i].prefix);
+        const char *rr = lt_safetensors_metadata(st, key);
+        double v = NAN;
+        if (rr && (!lt_parse_double(rr, &v) || !(v > 0))) {
+            s = lt_error(LT_ERR_FORMAT, "%s: %s '%s' is not a radius > 0", path, key, rr);
+            lt_safetensors_free(st);
+            return s;
+        }
+        t->roles[i].ms.maxnorm_r = v;
+    }
     if (t->ps.epochs_done > t->r->stages[t->ps.stage].epochs) {
         lt_safetensors_free(st);
         return lt_error(LT_ERR_FORMAT, "%s: %lld epochs done in stage %d, the recipe has %lld", path,
@@ -294,6 +358,15 @@ lt_status lt_mt_read_resume(trainer *t, lt_safetensors **out) {
     if (!s && !t->ps.stage_done && t->ps.best_epoch >= 0)
         s = lt_ckpt_read_params(st, &t->model.params, "best/", LT_CKPT_ALL, 0, t->best.data, t->best.buffers,
                                 t->best.counters);
+    for (int i = 0; i < t->n_roles && !s; i++) {
+        lt_mt_role *ro = &t->roles[i];
+        char best[64];
+        snprintf(best, sizeof best, "%sbest/", ro->prefix);
+        s = lt_ckpt_read_params(st, &ro->model.params, ro->prefix, LT_CKPT_ALL, 1, NULL, NULL, NULL);
+        if (!s && !t->ps.stage_done && ro->best_epoch >= 0)
+            s = lt_ckpt_read_params(st, &ro->model.params, best, LT_CKPT_ALL, 0, ro->best.data, ro->best.buffers,
+                                    ro->best.counters);
+    }
     if (s) { lt_safetensors_free(st); return s; }
     /* log.jsonl back to what it held at this state (a kill may have left later lines). */
     s = truncate_log(t);

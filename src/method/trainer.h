@@ -18,6 +18,25 @@ typedef struct progress_state {
                               * length, so the resume file itself is deterministic) */
 } progress_state;
 
+/* A trained role besides the student ([model.NAME], lt_role_spec): trained on the
+ * student's batches with its own parameters, optimizer, method state and best-epoch
+ * selection; its tensors in last.safetensors are under "role.NAME/". */
+typedef struct lt_mt_role {
+    const lt_role_spec *spec;
+    lt_model model;
+    lt_ctx *ctx;
+    lt_optim optim;
+    int have_optim;
+    lt_snapshot best;
+    int64_t best_epoch;              /* 0-based within the stage; -1: none yet */
+    double best_val;
+    lt_mt_stage ms;
+    char prefix[48];                 /* "role.NAME/" */
+    double loss_sum;                 /* the epoch so far */
+    int64_t correct;
+    double val_top1;                 /* the epoch's validation top-1 (NaN: none) */
+} lt_mt_role;
+
 typedef struct trainer {
     lt_train_call *call;
     const lt_recipe *r;
@@ -40,6 +59,8 @@ typedef struct trainer {
     float *class_weight;             /* [C] or unused */
     progress_state ps;
     lt_mt_stage ms;                  /* what the method hooks see (methods.h), their state */
+    lt_mt_role roles[LT_MAX_ROLES];  /* trained roles besides the student */
+    int n_roles;
     char *stage_json[LT_MAX_STAGES]; /* compact JSON of each finished stage's entry */
     char path_buf[4096];
 } trainer;
@@ -56,8 +77,9 @@ lt_train_event lt_mt_stage_event(lt_train_event_kind kind, const lt_stage_config
 lt_status lt_mt_save_resume(trainer *t);
 /* Appends one line to log.jsonl. */
 lt_status lt_mt_append_log(trainer *t, const char *line);
-/* stageK.safetensors (k 0-based) of the model as it is now, with its metadata. */
-lt_status lt_mt_save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch);
+/* stageK.safetensors (k 0-based) of the student as it is now, with its metadata; with ro,
+ * stageK.NAME.safetensors of that role. */
+lt_status lt_mt_save_stage_checkpoint(trainer *t, int k, int64_t selected_epoch, const lt_mt_role *ro);
 /* metrics.json from the finished stages' entries. */
 lt_status lt_mt_write_metrics(trainer *t);
 /* Reads last.safetensors into the trainer (model, best copy, progress, log length);
