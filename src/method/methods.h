@@ -1,12 +1,14 @@
-/* Internal to src/method: the method table. A method is a row of hooks the trainer calls
- * at fixed points of a stage — begin, the loss of a batch, after each optimizer step,
- * after each epoch, post-hoc before the stage's final evaluation — so the loop (train.c)
- * holds no method's code. Rows run in table order at every point; a row whose `active`
+/* Internal to src/method: the method table. A method is a row of hooks: the recipe reader
+ * calls one at parse time (the method's keys), the trainer the others at fixed points of
+ * a stage — begin, the loss of a batch, after each optimizer step, after each epoch,
+ * post-hoc before the stage's final evaluation — so neither recipe.c nor the loop
+ * (train.c) holds a method's code. Rows run in table order at every point; a row whose `active`
  * says no for the stage is skipped. docs/architecture.md, "How to add a method". */
 #ifndef LT_METHOD_METHODS_H
 #define LT_METHOD_METHODS_H
 
 #include "longtail/train.h"
+#include "reader.h"
 
 /* What the hooks see of the stage in progress (owned by the trainer; one per seed). */
 typedef struct lt_mt_stage {
@@ -38,6 +40,9 @@ typedef struct lt_mt_batch {
 
 typedef struct lt_method {
     const char *name;
+    /* at parse time: reads the method's keys of stage section S into st (errors in rd:
+     * file:line, section.key); runs for every stage, before `active` can be asked */
+    void (*read)(lt_mt_reader *rd, const char *S, lt_stage_config *st);
     int (*active)(const lt_stage_config *sc);                        /* NULL: every stage */
     /* fresh: the stage starts now (not a resume in its middle) */
     lt_status (*begin)(lt_mt_stage *s, int fresh);
@@ -59,6 +64,8 @@ enum {
 };
 extern const lt_method lt_methods[LT_N_METHODS];
 
+/* Runs hook `read` of every row in table order (stops at the first error in rd). */
+void lt_mt_methods_read(lt_mt_reader *rd, const char *S, lt_stage_config *st);
 /* Runs hook `begin` / `loss` / ... of every active row in table order. */
 lt_status lt_mt_methods_begin(lt_mt_stage *s, int fresh);
 lt_tensor *lt_mt_methods_loss(lt_mt_stage *s, const lt_mt_batch *b);

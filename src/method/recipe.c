@@ -6,7 +6,7 @@
  * optimizer name, a negative learning rate) are reported here with the file:line of the
  * key, found by scanning the recipe text (overrides are reported as --set). */
 #include "longtail/train.h"
-#include "stage_loss.h"
+#include "methods.h"
 #include "reader.h"
 
 #include <ctype.h>
@@ -383,58 +383,6 @@ static void read_wd_groups(lt_mt_reader *rd, const char *S, lt_stage_config *st)
 }
 
 /* MaxNorm and the post-hoc transform of a stage (weight balancing; docs/recipes.md). */
-static void read_wb_keys(lt_mt_reader *rd, const char *S, lt_stage_config *st) {
-    lt_recipe *r = rd->r;
-    st->maxnorm = lt_mt_get_bool(rd, S, "maxnorm", 0);
-    static const char *const every[] = {"step", "epoch"};
-    static const int every_v[] = {0, 1};
-    st->maxnorm_every_epoch = lt_mt_get_enum(rd, S, "maxnorm_every", "step", every, every_v, 2);
-    st->maxnorm_t = lt_mt_get_num(rd, S, "maxnorm_t", 0.1, 0.0, 1.0, 0);
-    st->maxnorm_radius = lt_mt_get_num(rd, S, "maxnorm_radius", 0.0, 0.0, INFINITY, 0);
-    if (rd->st) return;
-    if (!st->maxnorm) {
-        static const char *const mk[] = {"maxnorm_every", "maxnorm_t", "maxnorm_radius"};
-        for (int i = 0; i < 3; i++)
-            if (lt_config_has(r->cfg, S, mk[i])) {
-                rd->st = lt_mt_bad(r, S, mk[i], "only used with maxnorm = true");
-                return;
-            }
-    } else if (lt_config_has(r->cfg, S, "maxnorm_t") && lt_config_has(r->cfg, S, "maxnorm_radius")) {
-        rd->st = lt_mt_bad(r, S, "maxnorm_radius", "give maxnorm_t (relative radius) or maxnorm_radius (absolute), not both");
-        return;
-    } else if (lt_config_has(r->cfg, S, "maxnorm_radius") && !(st->maxnorm_radius > 0)) {
-        rd->st = lt_mt_bad(r, S, "maxnorm_radius", "expected a radius > 0");
-        return;
-    }
-    const char *const *ph = lt_stage_posthoc_names;
-    static const int ph_v[LT_STAGE_POSTHOC_KINDS] = {LT_STAGE_POSTHOC_NONE, LT_STAGE_POSTHOC_L2NORM,
-                                                     LT_STAGE_POSTHOC_TAUNORM, LT_STAGE_POSTHOC_LA_ADD,
-                                                     LT_STAGE_POSTHOC_LA_MUL};
-    st->posthoc = (lt_stage_posthoc)lt_mt_get_enum(rd, S, "posthoc", "none", ph, ph_v, LT_STAGE_POSTHOC_KINDS);
-    static const char *const pb[] = {"keep", "drop"};
-    static const int pb_v[] = {0, 1};
-    st->posthoc_drop_bias = lt_mt_get_enum(rd, S, "posthoc_bias", "keep", pb, pb_v, 2);
-    const char *tau = lt_mt_get_str(rd, S, "posthoc_tau", "sweep");
-    if (rd->st) return;
-    st->posthoc_tau = NAN;
-    if (strcmp(tau, "sweep") != 0) {
-        double v;
-        if (!lt_parse_double(tau, &v) || v < 0) {
-            rd->st = lt_mt_bad(r, S, "posthoc_tau", "expected sweep or a number >= 0, got '%s'", tau);
-            return;
-        }
-        st->posthoc_tau = v;
-    }
-    if (st->posthoc == LT_STAGE_POSTHOC_NONE || st->posthoc == LT_STAGE_POSTHOC_L2NORM) {
-        if (lt_config_has(r->cfg, S, "posthoc_tau"))
-            rd->st = lt_mt_bad(r, S, "posthoc_tau", "only used with posthoc = taunorm, la_add or la_mul (posthoc is '%s')",
-                         ph[st->posthoc]);
-    }
-    if (!rd->st && lt_config_has(r->cfg, S, "posthoc_bias") && st->posthoc != LT_STAGE_POSTHOC_L2NORM &&
-        st->posthoc != LT_STAGE_POSTHOC_TAUNORM)
-        rd->st = lt_mt_bad(r, S, "posthoc_bias", "only used with posthoc = l2norm or taunorm (posthoc is '%s')", ph[st->posthoc]);
-}
-
 static void read_stage(lt_mt_reader *rd, int k, lt_stage_config *st) {
     lt_recipe *r = rd->r;
     memset(st, 0, sizeof *st);
@@ -517,13 +465,9 @@ static void read_stage(lt_mt_reader *rd, int k, lt_stage_config *st) {
 
     read_train(rd, S, st);
     read_wd_groups(rd, S, st);
-    st->reinit_classifier = lt_mt_get_bool(rd, S, "reinit_classifier", 0);
     static const char *const bns[] = {"train", "frozen", "stats_only"};
     static const int bn_v[] = {LT_BN_TRAIN, LT_BN_FROZEN, LT_BN_STATS_ONLY};
     st->bn = (lt_bn_mode)lt_mt_get_enum(rd, S, "bn", "train", bns, bn_v, 3);
-
-    /* loss, class_weights, cb_beta, label_smoothing and the loss's own keys: stage_loss.c */
-    if (!rd->st) rd->st = lt_mt_read_stage_loss(r, S, st);
 
     lt_sampler_config_default(&st->sampler);
     static const char *const samplers[] = {"instance", "class_aware", "class_balanced", "sqrt", "qpower", "reversed",
@@ -555,7 +499,9 @@ static void read_stage(lt_mt_reader *rd, int k, lt_stage_config *st) {
     static const char *const sels[] = {"best_val", "last"};
     static const int sel_v[] = {LT_EPOCH_BEST_VAL, LT_EPOCH_LAST};
     st->select = (lt_epoch_select)lt_mt_get_enum(rd, S, "select", "best_val", sels, sel_v, 2);
-    read_wb_keys(rd, S, st);
+    /* every method's own keys (reinit_classifier, the loss's, maxnorm*, kd*, posthoc*):
+     * the read hook of its row in the method table (methods.c) */
+    lt_mt_methods_read(rd, S, st);
 }
 
 static void read_eval(lt_mt_reader *rd) {
@@ -666,16 +612,9 @@ lt_status lt_recipe_parse(lt_recipe *r, const char *text, const char *name, cons
         n_stages++;
     }
     r->n_stages = n_stages;
-    /* what a stage does to the one classifier, and the teacher's use */
+    /* the teacher's use */
     int uses_kd = 0;
-    for (int k = 0; !rd.st && k < n_stages; k++) {
-        const lt_stage_config *st = &r->stages[k];
-        uses_kd |= st->lc.kd > 0;
-        const char *key = st->maxnorm ? "maxnorm" : st->posthoc != LT_STAGE_POSTHOC_NONE ? "posthoc"
-                        : st->reinit_classifier ? "reinit_classifier" : NULL;
-        if (r->model.heads > 1 && key)
-            rd.st = lt_mt_bad(r, st->name, key, "works on one classifier; the model has [model] heads = %d", r->model.heads);
-    }
+    for (int k = 0; k < n_stages; k++) uses_kd |= r->stages[k].lc.kd > 0;
     if (!rd.st && r->teacher && !uses_kd)
         rd.st = lt_mt_bad(r, r->teacher_sec, r->teacher_key, "no stage distills from it (set kd > 0 in a stage)");
     read_eval(&rd);

@@ -121,13 +121,6 @@ lt_status lt_mt_read_stage_loss(lt_recipe *r, const char *section, lt_stage_conf
     lc->wd_loss = (float)lt_mt_get_num(&d, S, "wd_loss", 0.0, 0.0, INFINITY, 0);
     lc->feature_reg = (float)lt_mt_get_num(&d, S, "feature_reg", 0.0, 0.0, INFINITY, 0);
 
-    /* knowledge distillation from [model] teacher: (1 - kd) · loss + kd · KD(T) */
-    lc->kd = (float)lt_mt_get_num(&d, S, "kd", 0.0, 0.0, 1.0, 0);
-    if (!d.st && lc->kd > 0 && !r->teacher)
-        d.st = lt_mt_bad(r, S, "kd", "kd = %g distills from a teacher: set [model] teacher = a checkpoint", (double)lc->kd);
-    if (!d.st && lc->kd == 0 && lt_mt_has(&d, S, "kd_temperature"))
-        d.st = lt_mt_bad(r, S, "kd_temperature", "only used with kd > 0");
-    lc->kd_temperature = (float)lt_mt_get_num(&d, S, "kd_temperature", 4.0, 1e-3, 1e3, 0);
     /* several heads: each head's loss, averaged; what works on the one classifier is refused */
     if (!d.st && r->model.heads > 1 && (k == LT_LOSS_IWB || lc->sigmoid_bias_init))
         d.st = lt_mt_bad(r, S, "loss", "%s works on one classifier; the model has heads = %d",
