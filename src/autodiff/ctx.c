@@ -43,10 +43,10 @@ void *lt_ctx_fail(lt_ctx *ctx, lt_status code, const char *fmt, ...) {
     if (ctx->status == LT_OK) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+        lt_errorv(code, NULL, fmt, ap);
         va_end(ap);
         ctx->status = code;
-        lt_error(code, "%s", ctx->errmsg);
+        snprintf(ctx->errmsg, sizeof ctx->errmsg, "%s", lt_last_error());
     }
     return NULL;
 }
