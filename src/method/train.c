@@ -315,18 +315,39 @@ static int64_t count_correct(const lt_tensor *logits, const int32_t *y, int64_t 
     return correct;
 }
 
-/* A trained role at the start of stage k: the stage's trainable set and BN mode, its
- * method rows, a fresh optimizer (its state from the resume file in a stage's middle). */
-static lt_status role_stage_begin(trainer *t, lt_mt_role *ro, int k, int mid_stage, lt_safetensors *resume_st) {
-    const lt_stage_config *sc = &t->r->stages[k];
-    lt_params *p = &ro->model.params;
+/* Stage sc's trainable set and BN mode on model m (role NULL: the student). */
+static lt_status stage_trainable(trainer *t, lt_model *m, const lt_stage_config *sc, const char *role) {
+    lt_params *p = &m->params;
     char w[300];
     lt_status s = sc->train_all ? lt_params_set_trainable(p, "", 1)
                                 : lt_params_freeze_all_except(p, sc->train_prefixes, sc->n_train_prefixes);
     if (s)
-        return lt_error(LT_ERR_CONFIG, "%s: %s.train: role %s: %s", lt_recipe_where(t->r, sc->name, "train", w, sizeof w),
-                        sc->name, ro->spec->name, lt_last_error());
-    lt_model_set_bn_mode(&ro->model, sc->bn);
+        return lt_error(LT_ERR_CONFIG, "%s: %s.train: %s%s%s%s", lt_recipe_where(t->r, sc->name, "train", w, sizeof w),
+                        sc->name, role ? "role " : "", role ? role : "", role ? ": " : "", lt_last_error());
+    lt_model_set_bn_mode(m, sc->bn);
+    return LT_OK;
+}
+
+/* A fresh optimizer for stage sc over p, as a new torch.optim object, with the stage's
+ * weight-decay groups; resume_st: its state from the resume file (under prefix). */
+static lt_status stage_optim(lt_params *p, lt_optim *o, int *have, const lt_stage_config *sc,
+                             lt_safetensors *resume_st, const char *prefix) {
+    if (*have) lt_optim_free(o);
+    *have = 0;
+    lt_status s = lt_optim_init(o, p, &sc->optim);
+    if (s) return s;
+    *have = 1;
+    s = set_wd_groups(p, o, sc);
+    if (!s && resume_st) s = lt_ckpt_read_optim(resume_st, o, prefix);
+    return s;
+}
+
+/* A trained role at the start of stage k: the stage's trainable set and BN mode, its
+ * method rows, a fresh optimizer (its state from the resume file in a stage's middle). */
+static lt_status role_stage_begin(trainer *t, lt_mt_role *ro, int k, int mid_stage, lt_safetensors *resume_st) {
+    const lt_stage_config *sc = &t->r->stages[k];
+    lt_status s = stage_trainable(t, &ro->model, sc, ro->spec->name);
+    if (s) return s;
     ro->ms.sc = sc;
     ro->ms.k = k;
     s = lt_mt_methods_begin(&ro->ms, !mid_stage);
@@ -335,14 +356,7 @@ static lt_status role_stage_begin(trainer *t, lt_mt_role *ro, int k, int mid_sta
         ro->best_epoch = -1;
         ro->best_val = NAN;
     }
-    if (ro->have_optim) lt_optim_free(&ro->optim);
-    ro->have_optim = 0;
-    s = lt_optim_init(&ro->optim, p, &sc->optim);
-    if (s) return s;
-    ro->have_optim = 1;
-    s = set_wd_groups(p, &ro->optim, sc);
-    if (!s && mid_stage && resume_st) s = lt_ckpt_read_optim(resume_st, &ro->optim, ro->prefix);
-    return s;
+    return stage_optim(&ro->model.params, &ro->optim, &ro->have_optim, sc, mid_stage ? resume_st : NULL, ro->prefix);
 }
 
 /* One training step of a trained role on the student's batch bt. */
@@ -379,15 +393,10 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     const lt_stage_config *sc = &r->stages[k];
     lt_params *p = &t->model.params;
     char w[300];
-    lt_status s;
 
     /* Which parameters train, the BN mode, the classifier. */
-    if (sc->train_all) s = lt_params_set_trainable(p, "", 1);
-    else s = lt_params_freeze_all_except(p, sc->train_prefixes, sc->n_train_prefixes);
-    if (s)
-        return lt_error(LT_ERR_CONFIG, "%s: %s.train: %s", lt_recipe_where(r, sc->name, "train", w, sizeof w), sc->name,
-                        lt_last_error());
-    lt_model_set_bn_mode(&t->model, sc->bn);
+    lt_status s = stage_trainable(t, &t->model, sc, NULL);
+    if (s) return s;
     t->ms.sc = sc;
     t->ms.k = k;
     s = lt_mt_methods_begin(&t->ms, !mid_stage);
@@ -399,17 +408,8 @@ static lt_status run_stage(trainer *t, int k, int mid_stage, lt_safetensors *res
     }
 
     /* A fresh optimizer per stage, as a new torch.optim object. */
-    if (t->have_optim) lt_optim_free(&t->optim);
-    t->have_optim = 0;
-    s = lt_optim_init(&t->optim, p, &sc->optim);
+    s = stage_optim(p, &t->optim, &t->have_optim, sc, mid_stage ? resume_st : NULL, "");
     if (s) return s;
-    t->have_optim = 1;
-    s = set_wd_groups(p, &t->optim, sc);
-    if (s) return s;
-    if (mid_stage && resume_st) {
-        s = lt_ckpt_read_optim(resume_st, &t->optim, "");
-        if (s) return s;
-    }
     for (int i = 0; i < t->n_roles && !s; i++) s = role_stage_begin(t, &t->roles[i], k, mid_stage, resume_st);
     if (s) return s;
 
