@@ -58,6 +58,15 @@ void lt_mt_emit(trainer *t, lt_train_event *ev) {
     o->progress(ev, o->progress_user);
 }
 
+/* A line of information for the user (LT_TRAIN_NOTE). */
+void lt_mt_note(trainer *t, const char *note) {
+    lt_train_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = LT_TRAIN_NOTE;
+    ev.note = note;
+    lt_mt_emit(t, &ev);
+}
+
 /* An event of stage k (0-based) with its name, the epoch count and NaN for "no value". */
 lt_train_event lt_mt_stage_event(lt_train_event_kind kind, const lt_stage_config *sc, int k) {
     lt_train_event ev;
@@ -140,11 +149,7 @@ static lt_status finish_role(trainer *t, int k, lt_mt_role *ro, lt_jw *w) {
         if (has_test) snprintf(ts, sizeof ts, "test top-1 %.2f%%", 100.0 * test.top1);
         snprintf(note, sizeof note, "%s role %s: epoch %lld selected (%s); %s", sc->name, ro->spec->name,
                  (long long)selected + 1, vs, ts);
-        lt_train_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.kind = LT_TRAIN_NOTE;
-        ev.note = note;
-        lt_mt_emit(t, &ev);
+        lt_mt_note(t, note);
         lt_jw_key(w, ro->spec->name);
         lt_jw_begin_object(w);
         json_outcome(w, sc, use_best, selected, ro->best_epoch, ro->best_val, &ro->model, has_val, has_test, &val, &test);
@@ -281,6 +286,20 @@ static lt_status check_selectors(const trainer *t, const lt_params *p, const cha
         }
     }
     return LT_OK;
+}
+
+/* Every stage's train prefixes and weight_decay_groups selectors against p. */
+static lt_status check_stage_selectors(const trainer *t, const lt_params *p, const char *role) {
+    lt_status s = LT_OK;
+    for (int k = 0; k < t->r->n_stages && !s; k++) {
+        const lt_stage_config *sc = &t->r->stages[k];
+        s = check_selectors(t, p, role, sc, "train", sc->train_prefixes, sc->n_train_prefixes, lt_params_name_matches,
+                            "conv1, layer3, fc");
+        if (!s)
+            s = check_selectors(t, p, role, sc, "weight_decay_groups", sc->wd_group_sel, sc->n_wd_groups, wd_sel_matches,
+                                "fc, layer3, *.bias");
+    }
+    return s;
 }
 
 /* weight_decay_groups: every weight starts in its home group (backbone / head, which decay
@@ -610,11 +629,7 @@ static lt_status load_init(trainer *t, lt_model *m, const char *sec, const char 
                  rep.n_missing ? rep.missing : "none", (long long)rep.n_mismatched,
                  rep.n_mismatched ? rep.mismatched : "none", (long long)rep.n_unexpected,
                  rep.n_unexpected ? rep.unexpected : "none");
-        lt_train_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.kind = LT_TRAIN_NOTE;
-        ev.note = note;
-        lt_mt_emit(t, &ev);
+        lt_mt_note(t, note);
     }
     return LT_OK;
 }
@@ -642,11 +657,7 @@ static lt_status load_teacher(trainer *t) {
     char note[4400], an[48];
     snprintf(note, sizeof note, "teacher %s (%s, %lld parameters, frozen)", r->teacher,
              lt_arch_name(&t->teacher.cfg, an, sizeof an), (long long)lt_model_num_params(&t->teacher));
-    lt_train_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.kind = LT_TRAIN_NOTE;
-    ev.note = note;
-    lt_mt_emit(t, &ev);
+    lt_mt_note(t, note);
     return LT_OK;
 }
 
@@ -677,14 +688,7 @@ static lt_status init_role(trainer *t, int i) {
     ro->ctx = lt_ctx_new();
     if (!ro->ctx) return lt_error(LT_ERR_NOMEM, "train: cannot create role %s's context", sp->name);
     s = lt_snapshot_init(&ro->best, &ro->model.params);
-    for (int k = 0; k < r->n_stages && !s; k++) {
-        const lt_stage_config *sc = &r->stages[k];
-        s = check_selectors(t, &ro->model.params, sp->name, sc, "train", sc->train_prefixes, sc->n_train_prefixes,
-                            lt_params_name_matches, "conv1, layer3, fc");
-        if (!s)
-            s = check_selectors(t, &ro->model.params, sp->name, sc, "weight_decay_groups", sc->wd_group_sel,
-                                sc->n_wd_groups, wd_sel_matches, "fc, layer3, *.bias");
-    }
+    if (!s) s = check_stage_selectors(t, &ro->model.params, sp->name);
     ro->ms = t->ms;
     ro->ms.seed = seed;
     ro->ms.model = &ro->model;
@@ -746,14 +750,7 @@ lt_status lt_mt_run_seed(lt_train_call *call, const lt_train_data *data, uint64_
     }
     if (!s) s = lt_snapshot_init(&t->best, &t->model.params);
     /* Every stage's prefixes must name parameters of this model: fail before training. */
-    for (int k = 0; k < r->n_stages && !s; k++) {
-        const lt_stage_config *sc = &r->stages[k];
-        s = check_selectors(t, &t->model.params, NULL, sc, "train", sc->train_prefixes, sc->n_train_prefixes,
-                            lt_params_name_matches, "conv1, layer3, fc");
-        if (!s)
-            s = check_selectors(t, &t->model.params, NULL, sc, "weight_decay_groups", sc->wd_group_sel, sc->n_wd_groups,
-                                wd_sel_matches, "fc, layer3, *.bias");
-    }
+    if (!s) s = check_stage_selectors(t, &t->model.params, NULL);
 
     if (!s && r->teacher) s = load_teacher(t);
     t->ms = (lt_mt_stage){.r = r, .seed = seed, .model = &t->model, .ctx = t->ctx,

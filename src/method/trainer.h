@@ -69,6 +69,8 @@ typedef struct trainer {
 const char *lt_mt_path_in(trainer *t, const char *name);
 /* Sends ev to the caller's progress callback (if any), with the seed and ETA filled in. */
 void lt_mt_emit(trainer *t, lt_train_event *ev);
+/* Sends a line of information for the user (LT_TRAIN_NOTE). */
+void lt_mt_note(trainer *t, const char *note);
 /* An event of stage k (0-based) with its name, the epoch count and NaN for "no value". */
 lt_train_event lt_mt_stage_event(lt_train_event_kind kind, const lt_stage_config *sc, int k);
 
