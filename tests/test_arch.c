@@ -248,6 +248,19 @@ TEST(arch_heads_combine_by_mean) {
     CHECK_EQ_INT(m.n_heads, 3);
     CHECK(lt_params_find(&m.params, "fc.0.weight") && lt_params_find(&m.params, "fc.2.bias"));
     CHECK(lt_params_find(&m.params, "fc.weight") == NULL);
+    /* each head is a module of kind head, named by its prefix, its parameters in the
+     * head group */
+    for (int k = 0; k < 3; k++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "fc.%d", k);
+        REQUIRE(m.head_mods[k]);
+        CHECK(m.head_mods[k]->kind == LT_MOD_HEAD && !strcmp(m.head_mods[k]->name, nm));
+        CHECK(m.head_mods[k]->in_c == m.feature_dim && m.head_mods[k]->out_c == 4);
+        CHECK(m.head_mods[k]->weight == lt_model_head(&m, k)->weight);
+    }
+    CHECK(!strcmp(lt_module_kind_name(LT_MOD_HEAD), "head"));
+    CHECK(lt_params_find(&m.params, "fc.1.weight")->home_group == LT_GROUP_HEAD);
+    CHECK_EQ_INT(lt_module_count(m.root, LT_MOD_HEAD), 0);   /* the backbone holds no head */
     /* heads are drawn independently */
     CHECK(memcmp(lt_params_tensor(&m.params, "fc.0.weight")->data, lt_params_tensor(&m.params, "fc.1.weight")->data,
                  64 * sizeof(float)) != 0);

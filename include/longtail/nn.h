@@ -138,6 +138,9 @@ typedef enum lt_module_kind {
     LT_MOD_FLATTEN,          /* (N, H, W, C) -> (N, H*W*C), NHWC order */
     LT_MOD_RESIDUAL,         /* relu(body(x) + shortcut(x)); body = the children, except a
                                 projection shortcut, which is the last child (downsample) */
+    LT_MOD_HEAD,             /* a classifier over pooled features (B, D) -> logits (B, C), of
+                                kind head_kind (lt_head_kind: linear, cosine, ETF, LWS): <p>.weight,
+                                .bias, .scales as the kind has them; the model's heads */
     LT_MOD_KIND_COUNT
 } lt_module_kind;
 
@@ -164,6 +167,9 @@ typedef struct lt_module {
     lt_weight_init init;        /* conv, linear */
     lt_shortcut shortcut;       /* residual */
     int bn_mode;                /* batch norm: -1 follows the model's lt_bn_mode, else one of them */
+    int head_kind;              /* head: an lt_head_kind */
+    int bias_zero;              /* head: bias initialized to 0 (else nn.Linear's U(+-1/sqrt(D))) */
+    struct lt_head *head;       /* head: the model's lt_head whose views it binds */
     /* views into lt_params, bound after finalize */
     lt_tensor *weight, *bias, *running_mean, *running_var;
     int64_t *num_batches_tracked;
@@ -259,6 +265,7 @@ typedef struct lt_model {
     lt_head more_heads[LT_MAX_HEADS - 1];   /* heads 1 .. n_heads-1 */
     int n_heads;
     lt_module *root;       /* the backbone: input (B, H, W, C) -> features (B, feature_dim) */
+    lt_module *head_mods[LT_MAX_HEADS];   /* heads 0 .. n_heads-1 as modules of kind head */
 } lt_model;
 
 /* Head k (0 .. n_heads-1). */

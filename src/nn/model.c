@@ -54,120 +54,6 @@ lt_head *lt_model_head(lt_model *m, int k) {
     return k == 0 ? &m->head : &m->more_heads[k - 1];
 }
 
-static lt_status head_add(lt_model *m, const lt_head *h, const char *leaf, lt_param_kind kind, int ndim,
-                          const int64_t *shape) {
-    char name[64];
-    snprintf(name, sizeof name, "%s.%s", h->prefix, leaf);
-    return lt_params_add(&m->params, name, kind, ndim, shape, LT_GROUP_HEAD, NULL);
-}
-
-static lt_status head_declare(lt_model *m, const lt_head *h) {
-    const lt_model_config *c = &m->cfg;
-    int64_t ws[2] = {c->num_classes, m->feature_dim}, bs[1] = {c->num_classes};
-    lt_status s;
-    switch (c->head) {
-    case LT_HEAD_LINEAR:
-    case LT_HEAD_LWS:
-        s = head_add(m, h, "weight", LT_PARAM_WEIGHT, 2, ws);
-        if (s == LT_OK) s = head_add(m, h, "bias", LT_PARAM_WEIGHT, 1, bs);
-        if (s == LT_OK && c->head == LT_HEAD_LWS) s = head_add(m, h, "scales", LT_PARAM_WEIGHT, 1, bs);
-        return s;
-    case LT_HEAD_COSINE:
-        return head_add(m, h, "weight", LT_PARAM_WEIGHT, 2, ws);
-    case LT_HEAD_ETF:
-        if (c->num_classes < 2)
-            return lt_error(LT_ERR_ARG, "model: the ETF head needs at least 2 classes, got %d", c->num_classes);
-        if (m->feature_dim < c->num_classes)
-            return lt_error(LT_ERR_ARG,
-                            "model: the ETF head needs feature dimension D >= classes C (a simplex of C unit vectors "
-                            "with cosines -1/(C-1) spans C-1 dimensions and U has C orthonormal columns), got D = %lld, "
-                            "C = %d (widen the backbone: [model] width)",
-                            (long long)m->feature_dim, c->num_classes);
-        s = head_add(m, h, "weight", LT_PARAM_BUFFER, 2, ws);
-        if (s == LT_OK) s = head_add(m, h, "bias", LT_PARAM_WEIGHT, 1, bs);
-        return s;
-    }
-    return lt_error(LT_ERR_ARG, "model: unknown head kind %d", (int)c->head);
-}
-
-static lt_tensor *head_view(lt_model *m, const lt_head *h, const char *leaf) {
-    char name[64];
-    snprintf(name, sizeof name, "%s.%s", h->prefix, leaf);
-    return lt_params_tensor(&m->params, name);
-}
-
-static lt_status head_bind(lt_model *m, lt_head *h) {
-    h->kind = m->cfg.head;
-    h->in_dim = m->feature_dim;
-    h->out_dim = m->cfg.num_classes;
-    h->weight = head_view(m, h, "weight");
-    h->bias = head_view(m, h, "bias");
-    h->scales = head_view(m, h, "scales");
-    if (!h->weight || (!h->bias && h->kind != LT_HEAD_COSINE) || (!h->scales && h->kind == LT_HEAD_LWS))
-        return lt_error(LT_ERR_STATE, "model: head '%s' parameters missing", h->prefix);
-    return LT_OK;
-}
-
-/* The ETF rows (see LT_HEAD_ETF): modified Gram–Schmidt on a Gaussian D×C in double gives
- * U (the first C columns of a Haar-random orthogonal matrix, up to column signs), then
- * W[j, :] = Σ_k M[k, j] U[:, k] with M = √(C/(C−1)) (I − 11ᵀ/C). */
-static lt_status etf_init(lt_tensor *w, int64_t C, int64_t D, lt_rng *rng) {
-    double *u = lt_malloc((size_t)(C * D) * sizeof(double));   /* column k at u + k*D */
-    if (!u) return lt_error(LT_ERR_NOMEM, "model: ETF head: out of memory");
-    for (int64_t i = 0; i < C * D; i++) u[i] = lt_rng_normal(rng);
-    for (int64_t k = 0; k < C; k++) {
-        double *uk = u + k * D;
-        for (int pass = 0; pass < 2; pass++)   /* re-orthogonalize once for accuracy */
-            for (int64_t j = 0; j < k; j++) {
-                const double *uj = u + j * D;
-                double dot = 0;
-                for (int64_t d = 0; d < D; d++) dot += uj[d] * uk[d];
-                for (int64_t d = 0; d < D; d++) uk[d] -= dot * uj[d];
-            }
-        double nn = 0;
-        for (int64_t d = 0; d < D; d++) nn += uk[d] * uk[d];
-        nn = sqrt(nn);
-        if (!(nn > 1e-12)) {
-            lt_free(u);
-            return lt_error(LT_ERR_STATE, "model: ETF head: degenerate random basis (column %lld)", (long long)k);
-        }
-        for (int64_t d = 0; d < D; d++) uk[d] /= nn;
-    }
-    double a = sqrt((double)C / (double)(C - 1));
-    for (int64_t j = 0; j < C; j++)
-        for (int64_t d = 0; d < D; d++) {
-            /* Σ_k M[k,j] U[d,k] = a (U[d,j] − mean_k U[d,k]) */
-            double mean = 0;
-            for (int64_t k = 0; k < C; k++) mean += u[k * D + d];
-            mean /= (double)C;
-            w->data[j * D + d] = (float)(a * (u[j * D + d] - mean));
-        }
-    lt_free(u);
-    return LT_OK;
-}
-
-/* Draws in the order weight, bias, as the architecture's reference code does: the CIFAR
- * ResNets re-initialize the weight Kaiming-normal fan-in and keep nn.Linear's bias
- * (fc_bias_init), torchvision and the MLP keep nn.Linear's default for both. */
-static lt_status head_init(lt_model *m, lt_head *h, lt_weight_init how, lt_rng *rng) {
-    int64_t D = m->feature_dim;
-    float bound = (float)(1.0 / sqrt((double)D));
-    if (h->kind == LT_HEAD_ETF) {
-        lt_status s = etf_init(h->weight, m->cfg.num_classes, D, rng);
-        if (s != LT_OK) return s;
-    } else if (how == LT_WINIT_TORCH_DEFAULT) {
-        lt_init_uniform(h->weight, -bound, bound, rng);
-    } else {
-        lt_init_kaiming_normal(h->weight, D, rng);
-    }
-    if (h->scales)
-        for (int64_t i = 0; i < h->scales->numel; i++) h->scales->data[i] = 1.0f;
-    if (!h->bias) return LT_OK;
-    if (m->cfg.fc_bias_init == LT_BIAS_INIT_ZERO) memset(h->bias->data, 0, (size_t)h->bias->numel * sizeof(float));
-    else lt_init_uniform(h->bias, -bound, bound, rng);
-    return LT_OK;
-}
-
 lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     lt_params_init(&m->params);
@@ -197,21 +83,31 @@ lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed) 
     lt_status s = lt_arch_build(m, &m->root, &head_how);
     if (s == LT_OK) s = lt_module_declare(m->root, &m->params);
     m->n_heads = c->heads;
+    /* The heads: modules of kind head over the pooled features, fc or fc.0 .. fc.K-1. */
     for (int k = 0; k < m->n_heads && s == LT_OK; k++) {
         lt_head *h = lt_model_head(m, k);
         if (m->n_heads == 1) snprintf(h->prefix, sizeof h->prefix, "fc");
         else snprintf(h->prefix, sizeof h->prefix, "fc.%d", k);
-        s = head_declare(m, h);
+        s = lt_module_new(&m->head_mods[k], LT_MOD_HEAD, NULL, h->prefix);
+        if (s != LT_OK) break;
+        lt_module *hm = m->head_mods[k];
+        hm->in_c = m->feature_dim;
+        hm->out_c = c->num_classes;
+        hm->head_kind = (int)c->head;
+        hm->init = head_how;
+        hm->bias_zero = c->fc_bias_init == LT_BIAS_INIT_ZERO;
+        hm->head = h;
+        s = lt_module_declare(hm, &m->params);
     }
     if (s == LT_OK) s = lt_params_finalize(&m->params);
     if (s == LT_OK) s = lt_module_bind(m->root, &m->params);
-    for (int k = 0; k < m->n_heads && s == LT_OK; k++) s = head_bind(m, lt_model_head(m, k));
+    for (int k = 0; k < m->n_heads && s == LT_OK; k++) s = lt_module_bind(m->head_mods[k], &m->params);
     if (s == LT_OK) {
         /* State_dict order: the backbone, then each head. */
         lt_rng rng;
         lt_rng_init(&rng, seed, LT_STREAM_INIT);
-        lt_module_init(m->root, &rng);
-        for (int k = 0; k < m->n_heads && s == LT_OK; k++) s = head_init(m, lt_model_head(m, k), head_how, &rng);
+        s = lt_module_init(m->root, &rng);
+        for (int k = 0; k < m->n_heads && s == LT_OK; k++) s = lt_module_init(m->head_mods[k], &rng);
     }
     if (s != LT_OK) {
         lt_model_free(m); /* frees raise nothing: the message set above stands */
@@ -224,6 +120,7 @@ lt_status lt_model_init(lt_model *m, const lt_model_config *cfg, uint64_t seed) 
 void lt_model_free(lt_model *m) {
     if (!m) return;
     lt_module_free(m->root);
+    for (int k = 0; k < LT_MAX_HEADS; k++) lt_module_free(m->head_mods[k]);
     lt_free(m->head.post_scale);
     lt_free(m->head.post_shift);
     lt_params_free(&m->params);
@@ -299,13 +196,7 @@ static lt_tensor *head_logits(lt_ctx *ctx, lt_model *m, int k, lt_tensor *f) {
         return lt_ctx_fail(ctx, LT_ERR_SHAPE, "model head: features %s (expected (B, %lld))",
                            lt_shape_str(f, b, sizeof b), (long long)m->feature_dim);
     }
-    switch (h->kind) {
-    case LT_HEAD_LINEAR:
-    case LT_HEAD_ETF: return lt_linear(ctx, f, h->weight, h->bias);
-    case LT_HEAD_COSINE: return lt_cosine_sim(ctx, f, h->weight, 1e-12f);
-    case LT_HEAD_LWS: return lt_mul(ctx, lt_linear(ctx, f, h->weight, h->bias), h->scales);
-    }
-    return lt_ctx_fail(ctx, LT_ERR_STATE, "model: unknown head kind %d", (int)h->kind);
+    return lt_module_forward(ctx, m, m->head_mods[k], f);
 }
 
 lt_tensor *lt_model_head_forward_k(lt_ctx *ctx, lt_model *m, int k, lt_tensor *f) {

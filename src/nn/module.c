@@ -109,7 +109,10 @@ static lt_status conv_bind(lt_module *m, lt_params *p) {
     if (m->has_bias && !(m->bias = view(p, m, "bias"))) return missing(m, "bias");
     return LT_OK;
 }
-static void conv_init(lt_module *m, lt_rng *rng) { init_weight(m->weight, m->bias, m->init, m->out_c * m->k * m->k, rng); }
+static lt_status conv_init(lt_module *m, lt_rng *rng) {
+    init_weight(m->weight, m->bias, m->init, m->out_c * m->k * m->k, rng);
+    return LT_OK;
+}
 static lt_tensor *conv_forward(lt_ctx *ctx, const lt_model *md, lt_module *m, lt_tensor *x) {
     return lt_conv2d(ctx, x, m->weight, m->bias, m->stride, m->pad);
 }
@@ -137,7 +140,7 @@ static lt_status bn_bind(lt_module *m, lt_params *p) {
     m->num_batches_tracked = e->counter;
     return LT_OK;
 }
-static void bn_init(lt_module *m, lt_rng *rng) {
+static lt_status bn_init(lt_module *m, lt_rng *rng) {
     for (int64_t i = 0; i < m->out_c; i++) {
         m->weight->data[i] = 1.0f;
         m->bias->data[i] = 0.0f;
@@ -145,6 +148,7 @@ static void bn_init(lt_module *m, lt_rng *rng) {
         m->running_var->data[i] = 1.0f;
     }
     *m->num_batches_tracked = 0;
+    return LT_OK;
 }
 static lt_bn_mode bn_mode_of(const lt_model *md, const lt_module *m) {
     return m->bn_mode >= 0 ? (lt_bn_mode)m->bn_mode : md->bn_mode;
@@ -204,7 +208,10 @@ static lt_status linear_bind(lt_module *m, lt_params *p) {
     if (!(m->bias = view(p, m, "bias"))) return missing(m, "bias");
     return LT_OK;
 }
-static void linear_init(lt_module *m, lt_rng *rng) { init_weight(m->weight, m->bias, m->init, m->out_c, rng); }
+static lt_status linear_init(lt_module *m, lt_rng *rng) {
+    init_weight(m->weight, m->bias, m->init, m->out_c, rng);
+    return LT_OK;
+}
 static lt_tensor *linear_forward(lt_ctx *ctx, const lt_model *md, lt_module *m, lt_tensor *x) {
     return lt_linear(ctx, x, m->weight, m->bias);
 }
@@ -215,8 +222,9 @@ static lt_status prelu_declare(lt_module *m, lt_params *p) { return add_param(p,
 static lt_status prelu_bind(lt_module *m, lt_params *p) {
     return (m->weight = view(p, m, "weight")) ? LT_OK : missing(m, "weight");
 }
-static void prelu_init(lt_module *m, lt_rng *rng) {
+static lt_status prelu_init(lt_module *m, lt_rng *rng) {
     for (int64_t i = 0; i < m->out_c; i++) m->weight->data[i] = 0.25f;
+    return LT_OK;
 }
 static lt_tensor *prelu_forward(lt_ctx *ctx, const lt_model *md, lt_module *m, lt_tensor *x) {
     return lt_prelu(ctx, x, m->weight);
@@ -247,11 +255,132 @@ static lt_tensor *residual_forward(lt_ctx *ctx, const lt_model *md, lt_module *m
     return lt_relu(ctx, lt_add(ctx, o, sc));
 }
 
+/* head: the classifier (see LT_HEAD_* in nn.h). Its parameters belong to the head group
+ * (LT_GROUP_HEAD: the weight-balancing stages tell them apart from the backbone's). */
+static lt_status head_add(lt_params *p, const lt_module *m, const char *leaf, lt_param_kind kind, int ndim,
+                          const int64_t *shape) {
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", m->name, leaf);
+    return lt_params_add(p, name, kind, ndim, shape, LT_GROUP_HEAD, NULL);
+}
+
+static lt_status head_declare(lt_module *m, lt_params *p) {
+    int64_t C = m->out_c, D = m->in_c, ws[2] = {C, D}, bs[1] = {C};
+    lt_status s;
+    switch ((lt_head_kind)m->head_kind) {
+    case LT_HEAD_LINEAR:
+    case LT_HEAD_LWS:
+        s = head_add(p, m, "weight", LT_PARAM_WEIGHT, 2, ws);
+        if (s == LT_OK) s = head_add(p, m, "bias", LT_PARAM_WEIGHT, 1, bs);
+        if (s == LT_OK && m->head_kind == LT_HEAD_LWS) s = head_add(p, m, "scales", LT_PARAM_WEIGHT, 1, bs);
+        return s;
+    case LT_HEAD_COSINE:
+        return head_add(p, m, "weight", LT_PARAM_WEIGHT, 2, ws);
+    case LT_HEAD_ETF:
+        if (C < 2) return lt_error(LT_ERR_ARG, "model: the ETF head needs at least 2 classes, got %lld", (long long)C);
+        if (D < C)
+            return lt_error(LT_ERR_ARG,
+                            "model: the ETF head needs feature dimension D >= classes C (a simplex of C unit vectors "
+                            "with cosines -1/(C-1) spans C-1 dimensions and U has C orthonormal columns), got D = %lld, "
+                            "C = %lld (widen the backbone: [model] width)",
+                            (long long)D, (long long)C);
+        s = head_add(p, m, "weight", LT_PARAM_BUFFER, 2, ws);
+        if (s == LT_OK) s = head_add(p, m, "bias", LT_PARAM_WEIGHT, 1, bs);
+        return s;
+    }
+    return lt_error(LT_ERR_ARG, "model: unknown head kind %d", m->head_kind);
+}
+
+static lt_status head_bind(lt_module *m, lt_params *p) {
+    lt_head *h = m->head;
+    h->kind = (lt_head_kind)m->head_kind;
+    h->in_dim = m->in_c;
+    h->out_dim = m->out_c;
+    h->weight = m->weight = view(p, m, "weight");
+    h->bias = m->bias = view(p, m, "bias");
+    h->scales = view(p, m, "scales");
+    if (!h->weight || (!h->bias && h->kind != LT_HEAD_COSINE) || (!h->scales && h->kind == LT_HEAD_LWS))
+        return lt_error(LT_ERR_STATE, "model: head '%s' parameters missing", m->name);
+    return LT_OK;
+}
+
+/* The ETF rows (see LT_HEAD_ETF): modified Gram–Schmidt on a Gaussian D×C in double gives
+ * U (the first C columns of a Haar-random orthogonal matrix, up to column signs), then
+ * W[j, :] = Σ_k M[k, j] U[:, k] with M = √(C/(C−1)) (I − 11ᵀ/C). */
+static lt_status etf_init(lt_tensor *w, int64_t C, int64_t D, lt_rng *rng) {
+    double *u = lt_malloc((size_t)(C * D) * sizeof(double));   /* column k at u + k*D */
+    if (!u) return lt_error(LT_ERR_NOMEM, "model: ETF head: out of memory");
+    for (int64_t i = 0; i < C * D; i++) u[i] = lt_rng_normal(rng);
+    for (int64_t k = 0; k < C; k++) {
+        double *uk = u + k * D;
+        for (int pass = 0; pass < 2; pass++)   /* re-orthogonalize once for accuracy */
+            for (int64_t j = 0; j < k; j++) {
+                const double *uj = u + j * D;
+                double dot = 0;
+                for (int64_t d = 0; d < D; d++) dot += uj[d] * uk[d];
+                for (int64_t d = 0; d < D; d++) uk[d] -= dot * uj[d];
+            }
+        double nn = 0;
+        for (int64_t d = 0; d < D; d++) nn += uk[d] * uk[d];
+        nn = sqrt(nn);
+        if (!(nn > 1e-12)) {
+            lt_free(u);
+            return lt_error(LT_ERR_STATE, "model: ETF head: degenerate random basis (column %lld)", (long long)k);
+        }
+        for (int64_t d = 0; d < D; d++) uk[d] /= nn;
+    }
+    double a = sqrt((double)C / (double)(C - 1));
+    for (int64_t j = 0; j < C; j++)
+        for (int64_t d = 0; d < D; d++) {
+            /* Σ_k M[k,j] U[d,k] = a (U[d,j] − mean_k U[d,k]) */
+            double mean = 0;
+            for (int64_t k = 0; k < C; k++) mean += u[k * D + d];
+            mean /= (double)C;
+            w->data[j * D + d] = (float)(a * (u[j * D + d] - mean));
+        }
+    lt_free(u);
+    return LT_OK;
+}
+
+/* Draws in the order weight, bias, as the architecture's reference code does: the CIFAR
+ * ResNets re-initialize the weight Kaiming-normal fan-in and keep nn.Linear's bias (unless
+ * bias_zero), torchvision and the MLP keep nn.Linear's default for both. */
+static lt_status head_init(lt_module *m, lt_rng *rng) {
+    lt_head *h = m->head;
+    int64_t D = m->in_c;
+    float bound = (float)(1.0 / sqrt((double)D));
+    if (h->kind == LT_HEAD_ETF) {
+        lt_status s = etf_init(h->weight, m->out_c, D, rng);
+        if (s != LT_OK) return s;
+    } else if (m->init == LT_WINIT_TORCH_DEFAULT) {
+        lt_init_uniform(h->weight, -bound, bound, rng);
+    } else {
+        lt_init_kaiming_normal(h->weight, D, rng);
+    }
+    if (h->scales)
+        for (int64_t i = 0; i < h->scales->numel; i++) h->scales->data[i] = 1.0f;
+    if (!h->bias) return LT_OK;
+    if (m->bias_zero) memset(h->bias->data, 0, (size_t)h->bias->numel * sizeof(float));
+    else lt_init_uniform(h->bias, -bound, bound, rng);
+    return LT_OK;
+}
+
+static lt_tensor *head_forward(lt_ctx *ctx, const lt_model *md, lt_module *m, lt_tensor *f) {
+    const lt_head *h = m->head;
+    switch (h->kind) {
+    case LT_HEAD_LINEAR:
+    case LT_HEAD_ETF: return lt_linear(ctx, f, h->weight, h->bias);
+    case LT_HEAD_COSINE: return lt_cosine_sim(ctx, f, h->weight, 1e-12f);
+    case LT_HEAD_LWS: return lt_mul(ctx, lt_linear(ctx, f, h->weight, h->bias), h->scales);
+    }
+    return lt_ctx_fail(ctx, LT_ERR_STATE, "model: unknown head kind %d", (int)h->kind);
+}
+
 typedef struct kind_info {
     const char *name;
     lt_status (*declare)(lt_module *, lt_params *);
     lt_status (*bind)(lt_module *, lt_params *);
-    void (*init)(lt_module *, lt_rng *);
+    lt_status (*init)(lt_module *, lt_rng *);
     lt_tensor *(*forward)(lt_ctx *, const lt_model *, lt_module *, lt_tensor *);
     /* Runs `prev` (a convolution) and this module as one op where it can (inference). */
     lt_tensor *(*fold_after)(lt_ctx *, const lt_model *, lt_module *prev, lt_module *self, lt_tensor *);
@@ -268,6 +397,7 @@ static const kind_info kinds[] = {
     [LT_MOD_GLOBAL_AVGPOOL] = {"global_avgpool", NULL, NULL, NULL, gap_forward, NULL},
     [LT_MOD_FLATTEN] = {"flatten", NULL, NULL, NULL, flatten_forward, NULL},
     [LT_MOD_RESIDUAL] = {"residual", NULL, NULL, NULL, residual_forward, NULL},
+    [LT_MOD_HEAD] = {"head", head_declare, head_bind, head_init, head_forward, NULL},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == LT_MOD_KIND_COUNT, "one row per module kind");
 
@@ -302,9 +432,10 @@ lt_status lt_module_bind(lt_module *m, lt_params *p) {
     return s;
 }
 
-void lt_module_init(lt_module *m, lt_rng *rng) {
-    if (kinds[m->kind].init) kinds[m->kind].init(m, rng);
-    for (int i = 0; i < m->n_children; i++) lt_module_init(m->children[i], rng);
+lt_status lt_module_init(lt_module *m, lt_rng *rng) {
+    lt_status s = kinds[m->kind].init ? kinds[m->kind].init(m, rng) : LT_OK;
+    for (int i = 0; i < m->n_children && !s; i++) s = lt_module_init(m->children[i], rng);
+    return s;
 }
 
 lt_tensor *lt_module_forward(lt_ctx *ctx, const lt_model *md, lt_module *m, lt_tensor *x) {

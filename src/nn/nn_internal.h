@@ -19,7 +19,7 @@ void lt_module_free(lt_module *m);   /* the tree; NULL is a no-op */
  * the views (after), draw the initial values, forward. */
 lt_status lt_module_declare(lt_module *m, lt_params *p);
 lt_status lt_module_bind(lt_module *m, lt_params *p);
-void lt_module_init(lt_module *m, lt_rng *rng);
+lt_status lt_module_init(lt_module *m, lt_rng *rng);
 lt_tensor *lt_module_forward(lt_ctx *ctx, const lt_model *md, lt_module *m, lt_tensor *x);
 /* Sets bn_mode of the batch norms under m selected by prefix (NULL: all); returns how many. */
 int lt_module_set_bn_mode(lt_module *m, const char *prefix, int mode);
