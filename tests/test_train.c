@@ -77,6 +77,14 @@ TEST(recipe_model_roles) {
     CHECK_EQ_INT(lt_recipe_role_model_config(&r, "nope", 28, 28, 1, 10, &mc), LT_ERR_CONFIG);
     CHECK(strstr(lt_last_error(), "no trained role 'nope'"));
     lt_recipe_free(&r);
+    /* dotted role names (expert.0 ..), also from an override alone */
+    const char *ex = "[data]\ndataset = fmnist\n[model]\narch = resnet8\n[model.expert.0]\n[stage1]\nepochs = 1\n";
+    const char *ex_sets[] = {"model.expert.1.width=2"};
+    REQUIRE_OK(lt_recipe_parse(&r, ex, "r.ini", ex_sets, 1));
+    CHECK_EQ_INT(r.n_roles, 2);
+    CHECK(!strcmp(r.roles[0].name, "expert.0") && !strcmp(r.roles[1].name, "expert.1"));
+    CHECK_NEAR(r.roles[1].model.width, 2.0, 0);
+    lt_recipe_free(&r);
     /* [model.teacher] checkpoint = PATH is model.teacher = PATH */
     const char *tch = "[data]\ndataset = fmnist\n[model.teacher]\ncheckpoint = t.safetensors\n"
                       "[stage1]\nepochs = 1\nkd = 0.5\n";
