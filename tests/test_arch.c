@@ -251,7 +251,7 @@ TEST(arch_heads_combine_by_mean) {
     /* each head is a module of kind head, named by its prefix, its parameters in the
      * head group */
     for (int k = 0; k < 3; k++) {
-        char nm[8];
+        char nm[24];
         snprintf(nm, sizeof nm, "fc.%d", k);
         REQUIRE(m.head_mods[k]);
         CHECK(m.head_mods[k]->kind == LT_MOD_HEAD && !strcmp(m.head_mods[k]->name, nm));
